@@ -1,0 +1,5 @@
+"""``python -m evo`` runs the CLI."""
+
+from evo.cli.app import main
+
+main()

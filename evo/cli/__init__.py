@@ -1,0 +1,1 @@
+"""The ``evo`` command line: thin typer commands over the Python API."""

@@ -1,0 +1,94 @@
+"""MNIST-style IDX files (``.gz`` or plain), as shipped for MNIST and Fashion-MNIST.
+
+An IDX file is a 4-byte magic number (two zero bytes, a type code, the number of dimensions),
+one big-endian uint32 per dimension, then the values. We accept only unsigned bytes (type 0x08):
+that is what both data sets use, and anything else means the wrong file was given.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from evo.datasets._raw import RawImages
+from evo.errors import EvoError
+
+_UBYTE = 0x08
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+MNIST_CLASSES = tuple(str(digit) for digit in range(10))
+
+# (images, labels) stems of the training and the official test files.
+_TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+_TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def read_idx(path: Path, ndim: int, hint: str) -> np.ndarray:
+    """Decode one IDX file of unsigned bytes with ``ndim`` dimensions; errors name the file."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise EvoError(f"{path}: cannot decompress ({error}); the file is corrupt or truncated",
+                       hint) from None
+    if len(raw) < 4 + 4 * ndim:
+        raise EvoError(f"{path}: {len(raw)} bytes is too short for an IDX header; "
+                       "the file is truncated", hint)
+    magic = int.from_bytes(raw[:4], "big")
+    expected = (_UBYTE << 8) | ndim
+    if magic != expected:
+        raise EvoError(
+            f"{path}: wrong magic number 0x{magic:08x}; expected 0x{expected:08x} "
+            f"(IDX, unsigned bytes, {ndim} dimension(s)) - is this the right file?",
+            hint,
+        )
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    start = 4 + 4 * ndim
+    count = int(np.prod(dims))
+    if len(raw) - start != count:
+        raise EvoError(
+            f"{path}: header promises {'x'.join(map(str, dims))} = {count} values but the file "
+            f"holds {len(raw) - start}; the file is truncated or corrupt",
+            hint,
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=start).reshape(dims)
+
+
+def _find(directory: Path, stem: str, hint: str) -> Path:
+    for candidate in (directory / f"{stem}.gz", directory / stem):
+        if candidate.is_file():
+            return candidate
+    raise EvoError(f"{directory}: missing {stem}.gz; expected the four IDX files "
+                   f"({', '.join(s + '.gz' for s in _TRAIN + _TEST)}) there", hint)
+
+
+def _pair(directory: Path, stems: tuple[str, str], hint: str) -> tuple[np.ndarray, np.ndarray,
+                                                                       list[Path]]:
+    image_path, label_path = (_find(directory, stem, hint) for stem in stems)
+    images = read_idx(image_path, 3, hint)
+    labels = read_idx(label_path, 1, hint)
+    if images.shape[0] != labels.shape[0]:
+        raise EvoError(f"{image_path}: {images.shape[0]} images but {label_path.name} has "
+                       f"{labels.shape[0]} labels; expected one label per image", hint)
+    return images[..., None], labels.astype(np.int64), [image_path, label_path]
+
+
+def load_idx_dataset(directory: Path, class_names: tuple[str, ...], hint: str) -> RawImages:
+    """Read the training and official test IDX pairs from ``directory``."""
+    if not directory.is_dir():
+        raise EvoError(f"{directory}: no such directory; expected the IDX .gz files there", hint)
+    x, y, train_files = _pair(directory, _TRAIN, hint)
+    x_test, y_test, test_files = _pair(directory, _TEST, hint)
+    digest = hashlib.sha256()
+    for path in train_files + test_files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return RawImages(
+        x=x, y=y, class_names=class_names, source=str(directory),
+        source_sha256=digest.hexdigest(), x_test=x_test, y_test=y_test,
+    ).checked(hint)

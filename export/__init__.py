@@ -1,0 +1,1 @@
+"""Torch -> ONNX -> OpenVINO IR export with parity checks. Never imports ``evo``."""
