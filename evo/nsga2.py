@@ -87,7 +87,8 @@ def crowding_distance(F: ArrayLike, ranks: ArrayLike | None = None) -> NDArray[n
       gets the distance of that vector, every other copy gets 0, so copies are the first to go at
       a cut and a front of two identical points is one point (infinite) plus a copy (0);
     - points tied in one objective are ordered by the remaining objectives, lexicographically in
-      column order, so the result never depends on the order of the rows.
+      column order, so reordering the rows reorders the result and changes nothing else (apart
+      from which copy of a duplicate carries the value).
     """
     arr = _objectives(F)
     n_points, n_obj = arr.shape

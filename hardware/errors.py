@@ -7,6 +7,11 @@ into a single stderr line and exit code 2.
 
 from __future__ import annotations
 
+import re
+
+# OpenVINO prefixes its messages with the C++ source location of each rethrow.
+_SOURCE_LOCATION = re.compile(r"^(Exception from )?\S+\.(cpp|hpp|h):\d+:?$")
+
 
 class HardwareError(Exception):
     """A target, model file or results file the user can fix; ``hint`` says how."""
@@ -27,5 +32,6 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
     first sentence, and our errors promise one line.
     """
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[0] if lines else type(exc).__name__
+    meaningful = [line for line in lines if not _SOURCE_LOCATION.match(line)]
+    text = (meaningful or lines or [type(exc).__name__])[0]
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -198,9 +198,7 @@ def _physical_cpus(cpuinfo: list[dict[str, str]]) -> int | None:
     except ImportError:
         pass
     cores = {
-        (entry.get("physical id"), entry.get("core id"))
-        for entry in cpuinfo
-        if "core id" in entry
+        (entry.get("physical id"), entry.get("core id")) for entry in cpuinfo if "core id" in entry
     }
     return len(cores) or None
 

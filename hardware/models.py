@@ -10,9 +10,11 @@ box may lack it), the OpenVINO reader otherwise, and the standard-library XML pa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ _ONNX_FLOAT16 = 10
 _ONNX_BFLOAT16 = 16
 _ONNX_EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
+_ONNX_HINT = "give a .onnx file written by an exporter"
 _IR_INT_WEIGHTS = frozenset({"i8", "u8", "i4", "u4"})
 
 
@@ -158,14 +161,12 @@ def _inspect_onnx(path: Path) -> tuple[list[Path], str]:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends
-        raise HardwareError(
-            f"{path}: not an ONNX model ({one_line(exc)})", "give a .onnx file written by an exporter"
-        ) from None
+        raise HardwareError(f"{path}: not an ONNX model ({one_line(exc)})", _ONNX_HINT) from None
     graph = model.graph
     if not graph.node or not graph.output:
         raise HardwareError(
             f"{path}: not an ONNX model (no graph nodes or outputs)",
-            "give a .onnx file written by an exporter",
+            _ONNX_HINT,
         )
     files = [path]
     for tensor in graph.initializer:
@@ -200,12 +201,28 @@ def _onnx_precision_via_openvino(path: Path) -> str:
     except ImportError:
         return "unknown"
     try:
-        model = openvino.Core().read_model(str(path))
+        with _quiet_native_stderr():  # its ONNX parser logs to fd 2 before raising
+            model = openvino.Core().read_model(str(path))
     except Exception as exc:
-        raise HardwareError(
-            f"{path}: not an ONNX model ({one_line(exc)})", "give a .onnx file written by an exporter"
-        ) from None
+        raise HardwareError(f"{path}: not an ONNX model ({one_line(exc)})", _ONNX_HINT) from None
     return ov_model_precision(model)
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence C++ logging on file descriptor 2; our one-line error replaces it."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def ov_model_precision(model: Any) -> str:

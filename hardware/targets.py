@@ -30,9 +30,11 @@ _STANDARD_TARGETS = ("ort:cpu", "ort:cuda", "ov:CPU", "ov:GPU", "ov:NPU", "ov:AU
 # Targets our own test suite exercises on real hardware; everything else is "untested".
 TESTED_ON_HARDWARE = frozenset({"ort:cpu", "ov:CPU"})
 
+# OPTIMIZATION_CAPABILITIES mixes precisions with features (EXPORT_IMPORT, BATCHED_BLOB, ...).
+_PRECISION = re.compile(r"^(FP\d+|BF16|U?INT\d+|BIN)$")
 _RETIRED_OV_DEVICES = frozenset({"MYRIAD", "HDDL", "VPU", "VPUX"})
 _OV_DEVICE = re.compile(r"^[A-Z][A-Z_]*(\.\d+)?$")
-_SEE_TARGETS = "list the targets present with `python -m hardware targets` (or `evo targets`)"
+_SEE_TARGETS = "list the targets with `python -m hardware targets` or `evo targets`"
 
 
 @dataclass(frozen=True, order=True)
@@ -116,6 +118,17 @@ class TargetInfo:
     @property
     def name(self) -> str:
         return self.target.name
+
+    @property
+    def precisions_text(self) -> str:
+        """Precisions for a table: onnxruntime runs what the file stores, AUTO what it picks."""
+        if self.precisions:
+            return ", ".join(self.precisions)
+        if not self.available:
+            return "-"
+        if self.target.runtime == "ort":
+            return "as stored in the model"
+        return "those of the device chosen"
 
     @property
     def tested_on_hardware(self) -> bool:
@@ -213,7 +226,7 @@ def _detect_ov() -> list[TargetInfo]:
         return [_absent(name, "openvino not installed") for name in standard]
     version = openvino.get_version()
     try:
-        core = openvino.Core()
+        core = ov_core()
         devices = list(core.available_devices)
     except Exception as exc:  # a broken install must still let ort:* work
         return [_absent(name, f"openvino failed: {one_line(exc)}", version) for name in standard]
@@ -229,12 +242,20 @@ def _detect_ov() -> list[TargetInfo]:
         first = infos.get(f"ov:{base}.0")
         if first is not None and f"ov:{base}" not in infos:
             infos[f"ov:{base}"] = TargetInfo(
-                Target("ov", base), True, first.device_name, first.precisions, version,
+                Target("ov", base),
+                True,
+                first.device_name,
+                first.precisions,
+                version,
                 "available",
             )
     if devices:
         infos["ov:AUTO"] = TargetInfo(
-            Target("ov", "AUTO"), True, f"AUTO (picks among {', '.join(devices)})", (), version,
+            Target("ov", "AUTO"),
+            True,
+            f"AUTO (picks among {', '.join(devices)})",
+            (),
+            version,
             "available",
         )
     for name in standard:
@@ -243,13 +264,22 @@ def _detect_ov() -> list[TargetInfo]:
     return list(infos.values())
 
 
+@functools.cache
+def ov_core() -> Any:
+    """One OpenVINO Core per process: plugins load once, so compile times exclude plugin start."""
+    import openvino
+
+    return openvino.Core()
+
+
 def _ov_device_properties(core: Any, device: str) -> tuple[str, tuple[str, ...]]:
     try:
         full_name = str(core.get_property(device, "FULL_DEVICE_NAME"))
     except Exception:
         full_name = device
     try:
-        precisions = tuple(str(p) for p in core.get_property(device, "OPTIMIZATION_CAPABILITIES"))
+        capabilities = core.get_property(device, "OPTIMIZATION_CAPABILITIES")
+        precisions = tuple(str(p) for p in capabilities if _PRECISION.match(str(p)))
     except Exception:
         precisions = ()
     return full_name, precisions

@@ -17,6 +17,8 @@ from evo import __version__
 # Command modules, registered in this order (each defines ``register(app: typer.Typer)``).
 _COMMAND_MODULES = [
     "evo.cli.grammar",
+    "evo.cli.search",
+    "evo.cli.bench",
 ]
 
 app = typer.Typer(

@@ -20,7 +20,7 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -41,7 +41,8 @@ Reader = Callable[[], bytes]
 def _is_image(parts: tuple[str, ...]) -> bool:
     if any(part.startswith(".") or part == "__MACOSX" for part in parts):
         return False
-    return PurePosixPath(parts[-1]).suffix.lower() in IMAGE_SUFFIXES
+    name = parts[-1]
+    return "." in name and name[name.rindex("."):].lower() in IMAGE_SUFFIXES
 
 
 def _dir_entries(root: Path) -> dict[tuple[str, ...], Reader]:
@@ -56,7 +57,7 @@ def _dir_entries(root: Path) -> dict[tuple[str, ...], Reader]:
 def _zip_entries(archive: zipfile.ZipFile) -> dict[tuple[str, ...], Reader]:
     entries: dict[tuple[str, ...], Reader] = {}
     for info in archive.infolist():
-        parts = PurePosixPath(info.filename).parts
+        parts = tuple(part for part in info.filename.split("/") if part not in ("", "."))
         if not info.is_dir() and parts and _is_image(parts):
             entries[parts] = (lambda name=info.filename: archive.read(name))
     return entries
@@ -200,14 +201,15 @@ def load_imagefolder(source: Path, cache_dir: Path | None, hint: str) -> RawImag
             sha = _tree_sha256(entries.items())
         else:
             sha = sha256_file(source)
+        cached = _read_cache(_cache_path(cache_dir, sha)) if cache_dir is not None else None
+        if cached is not None:
+            return _as_raw(cached, where, sha, hint)
+        if not source.is_dir():
             try:
                 archive = zipfile.ZipFile(source)
             except (zipfile.BadZipFile, OSError) as error:
                 raise EvoError(f"{where}: not a readable zip archive ({error})", hint) from None
             entries = _zip_entries(archive)
-        cached = _read_cache(_cache_path(cache_dir, sha)) if cache_dir is not None else None
-        if cached is not None:
-            return _as_raw(cached, where, sha, hint)
         groups = _group(_strip_wrappers(entries), where, hint)
         try:
             decoded = _decode_all(groups, where, hint)

@@ -1,0 +1,146 @@
+"""The real search problem: phenotypes are architectures, evaluations train them.
+
+The driver uses :class:`TrainingProblem` to turn phenotypes into evaluation keys (parse,
+resolve for the dataset's input, hash with the dataset, budget and device set-up) without
+touching torch's training machinery; the picklable :class:`TrainingEvaluator` runs in the driver
+or in worker processes, loads the dataset once per process, and never raises for a candidate's
+own failure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from evo.arch import ArchParseError, parse_arch, resolve
+from evo.config import SearchConfig
+from evo.data import Dataset, load_dataset
+from evo.errors import EvoError
+from evo.objectives import parse_constraint
+from evo.search import Job, Result
+from evo.train import TrainBudget, evaluation_key, resolve_device, train_candidate
+
+_DATASETS: dict[tuple[str, str | None, int], Dataset] = {}
+
+
+def dataset_for(name: str, data_dir: str | None, seed: int) -> Dataset:
+    """Load once per process: workers keep the decoded, normalised arrays between jobs."""
+    key = (name, data_dir, seed)
+    if key not in _DATASETS:
+        _DATASETS[key] = load_dataset(name, Path(data_dir) if data_dir else None, seed)
+    return _DATASETS[key]
+
+
+def weights_path(run_dir: Path, key: str) -> Path:
+    return run_dir / "models" / f"{key[:24]}.pt"
+
+
+@dataclass(frozen=True)
+class TrainingEvaluator:
+    """Trains one candidate per call; hard limits on params/MACs skip training altogether."""
+
+    dataset: str
+    data_dir: str | None
+    split_seed: int
+    budget: TrainBudget
+    device: str
+    threads: int
+    run_dir: str
+    constraints: tuple[str, ...] = ()
+
+    def for_worker(self, index: int) -> TrainingEvaluator:
+        """One GPU per worker when several are present (``auto``/``cuda`` only)."""
+        if self.device in ("auto", "cuda"):
+            import torch
+
+            if torch.cuda.is_available() and torch.cuda.device_count() > 1:
+                return dataclasses.replace(self,
+                                           device=f"cuda:{index % torch.cuda.device_count()}")
+        return self
+
+    def __call__(self, job: Job) -> Result:
+        started = time.perf_counter()
+        dataset = dataset_for(self.dataset, self.data_dir, self.split_seed)
+        resolved = resolve(parse_arch(job.text), dataset.input_shape, dataset.num_classes)
+        skip = self._precheck(resolved)
+        if skip is not None:
+            reason, objectives = skip
+            return Result(job.key, job.individual_id, "skipped", reason, objectives, {},
+                          device=None, threads=self.threads,
+                          seconds=time.perf_counter() - started)
+        out = train_candidate(resolved, dataset, self.budget, device=self.device,
+                              threads=self.threads, seed=job.seed)
+        weights = None
+        if out.ok and out.state_dict is not None:
+            from evo.checkpoint import save_checkpoint
+
+            path = weights_path(Path(self.run_dir), job.key)
+            save_checkpoint(path, resolved.canonical_text(), dataset.input_shape,
+                            dataset.num_classes, dataset.mean, dataset.std, dataset.class_names,
+                            out.state_dict)
+            weights = str(path.relative_to(self.run_dir))
+        metrics = dict(out.metrics)
+        return Result(job.key, job.individual_id, out.status, out.reason or None,
+                      dict(out.objectives), metrics, device=str(metrics.get("device", "")),
+                      threads=self.threads, seconds=time.perf_counter() - started,
+                      weights=weights)
+
+    def _precheck(self, resolved: Any) -> tuple[str, dict[str, float]] | None:
+        limits = [parse_constraint(c) for c in self.constraints]
+        limits = [c for c in limits if c.name in ("params", "macs")]
+        if not limits:
+            return None
+        from evo.model import build_model, count_macs, count_params
+
+        model = build_model(resolved)
+        values = {"params": float(count_params(model)),
+                  "macs": float(count_macs(model, resolved.input_shape))}
+        missed = [c.text for c in limits if c.violation(values[c.name]) > 0]
+        if not missed:
+            return None
+        return (f"violates {', '.join(missed)} (params {values['params']:.0f}, "
+                f"MACs {values['macs']:.0f}); not trained"), values
+
+
+class TrainingProblem:
+    """Architectures from the grammar, trained on one dataset with one budget."""
+
+    def __init__(self, config: SearchConfig, run_dir: Path) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.dataset = dataset_for(config.dataset, config.data_dir, config.seed)
+        self.budget = TrainBudget(epochs=config.epochs, max_seconds=config.candidate_timeout)
+        try:
+            self.device_type = resolve_device(config.device).type
+        except EvoError:
+            raise
+        self.threads = config.threads
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset.describe(),
+            "budget": asdict(self.budget),
+            "device_type": self.device_type,
+            "threads": self.threads,
+        }
+
+    def candidate(self, phenotype: str) -> tuple[str, str] | str:
+        try:
+            spec = parse_arch(phenotype)
+        except ArchParseError as exc:
+            return f"does not parse: {exc}"
+        resolved = resolve(spec, self.dataset.input_shape, self.dataset.num_classes)
+        key = evaluation_key(resolved, self.dataset.fingerprint, self.budget, self.device_type,
+                             self.threads)
+        return key, resolved.canonical_text()
+
+    def evaluator(self) -> TrainingEvaluator:
+        return TrainingEvaluator(
+            dataset=self.config.dataset, data_dir=self.config.data_dir,
+            split_seed=self.config.seed, budget=self.budget, device=self.config.device,
+            threads=self.threads, run_dir=str(self.run_dir),
+            constraints=tuple(self.config.constraint),
+        )

@@ -1,0 +1,431 @@
+"""The run store: one SQLite file, ``RUN_DIR/run.db``, the single source of truth of a run.
+
+Why SQLite in WAL mode: every result is committed the moment it exists, a reader (``evo front``
+while a search runs) never blocks the writer, and a crash at any instant leaves the last
+committed state intact. A clean close checkpoints the WAL so a finished run is one file.
+
+Why ``flock`` for the run lock: the kernel drops it when the holder dies, even by SIGKILL, so a
+killed run never leaves a stale lock that blocks ``--resume``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evo.errors import EvoError
+
+SCHEMA_VERSION = 1
+DB_NAME = "run.db"
+LOCK_NAME = ".lock"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS individuals (
+    id INTEGER PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    origin TEXT NOT NULL,
+    genome TEXT NOT NULL,
+    phenotype TEXT,
+    valid INTEGER NOT NULL,
+    used_codons INTEGER NOT NULL,
+    depth INTEGER NOT NULL,
+    nodes INTEGER NOT NULL,
+    parents TEXT NOT NULL,
+    eval_key TEXT,
+    reason TEXT,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS individuals_key ON individuals(eval_key);
+CREATE TABLE IF NOT EXISTS evaluations (
+    key TEXT PRIMARY KEY,
+    individual_id INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    objectives TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    device TEXT,
+    threads INTEGER,
+    seconds REAL,
+    weights TEXT,
+    source TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS generations (
+    generation INTEGER PRIMARY KEY,
+    population TEXT NOT NULL,
+    ranks TEXT NOT NULL,
+    crowding TEXT NOT NULL,
+    violation TEXT NOT NULL,
+    hypervolume REAL,
+    evaluations INTEGER NOT NULL,
+    cache_hits INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS retrains (
+    id INTEGER PRIMARY KEY,
+    individual_id INTEGER NOT NULL,
+    epochs INTEGER NOT NULL,
+    seeds INTEGER NOT NULL,
+    test_accuracy_mean REAL NOT NULL,
+    test_accuracy_std REAL NOT NULL,
+    test_correct TEXT NOT NULL,
+    test_total INTEGER NOT NULL,
+    weights TEXT,
+    metrics TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS exports (
+    id INTEGER PRIMARY KEY,
+    individual_id INTEGER,
+    format TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    path TEXT,
+    bytes INTEGER,
+    accuracy REAL,
+    parity REAL,
+    details TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS measurements (
+    id INTEGER PRIMARY KEY,
+    individual_id INTEGER,
+    format TEXT,
+    target TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    host TEXT NOT NULL,
+    median_ms REAL,
+    bytes INTEGER,
+    details TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Individual:
+    """One genome as the search saw it; ``id`` is the member id every command uses."""
+
+    id: int
+    generation: int
+    origin: str
+    genome: tuple[int, ...]
+    phenotype: str | None
+    valid: bool
+    used_codons: int
+    depth: int
+    nodes: int
+    parents: tuple[int, ...]
+    eval_key: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The stored outcome for one evaluation key (shared by every individual with that key)."""
+
+    key: str
+    individual_id: int
+    status: str
+    reason: str | None
+    objectives: dict[str, float]
+    metrics: dict[str, Any]
+    device: str | None
+    threads: int | None
+    seconds: float | None
+    weights: str | None
+    source: str
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``RUN_DIR/.lock``; released by the kernel if we die."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise EvoError(
+                f"{self.path.parent}: run in progress (another evo process holds its lock)",
+                "wait for it to finish, or stop it; a killed process releases the lock itself",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    @staticmethod
+    def is_held(run_dir: Path) -> bool:
+        """True when some live process holds the lock (used by ``evo runs``)."""
+        path = run_dir / LOCK_NAME
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
+
+
+class RunStore:
+    """Typed access to ``run.db``; every write is one transaction."""
+
+    def __init__(self, run_dir: Path, conn: sqlite3.Connection, lock: RunLock | None) -> None:
+        self.run_dir = run_dir
+        self.conn = conn
+        self.lock = lock
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def create(cls, run_dir: Path) -> RunStore:
+        """A new run in ``run_dir`` (created; must not hold a run yet), locked for writing."""
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "models").mkdir(exist_ok=True)
+            probe = run_dir / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise EvoError(f"{run_dir}: cannot write the run folder ({exc.strerror})",
+                           "choose a writable --run-dir") from None
+        if (run_dir / DB_NAME).exists():
+            raise EvoError(f"{run_dir}: already holds a run",
+                           f"continue it with --resume {run_dir}, or choose another --run-dir")
+        lock = RunLock(run_dir)
+        lock.acquire()
+        conn = cls._connect(run_dir / DB_NAME)
+        with conn:
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)",
+                         (_dumps(SCHEMA_VERSION),))
+        return cls(run_dir, conn, lock)
+
+    @classmethod
+    def open(cls, run_dir: Path, *, write: bool) -> RunStore:
+        """An existing run; ``write`` takes the run lock (or fails with "run in progress")."""
+        db = run_dir / DB_NAME
+        if not db.is_file():
+            raise EvoError(f"{run_dir}: no run here ({DB_NAME} not found)",
+                           "pass the folder an `evo search` run wrote (e.g. runs/NAME)")
+        lock = None
+        if write:
+            lock = RunLock(run_dir)
+            lock.acquire()
+        try:
+            conn = cls._connect(db, readonly=not write)
+            version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if write:
+                with conn:
+                    conn.executescript(_SCHEMA)  # tables added by later versions
+        except sqlite3.DatabaseError as exc:
+            if lock:
+                lock.release()
+            raise EvoError(f"{db}: not a readable evo run database ({exc})",
+                           "the file is damaged; restore it from a backup or start a new run"
+                           ) from None
+        if version is None or json.loads(version[0]) > SCHEMA_VERSION:
+            if lock:
+                lock.release()
+            raise EvoError(f"{db}: written by a newer or unknown evo", "upgrade evo")
+        return cls(run_dir, conn, lock)
+
+    @staticmethod
+    def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+        if readonly:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30,
+                                   isolation_level=None)
+        else:
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.row_factory = sqlite3.Row
+        # Explicit transactions only: `with store.transaction()`.
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def close(self, checkpoint: bool = True) -> None:
+        """Close; a writer checkpoints the WAL so a finished run is the single ``run.db``."""
+        if self.lock is not None and checkpoint:
+            try:
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.DatabaseError:
+                pass
+        self.conn.close()
+        if self.lock is not None:
+            self.lock.release()
+
+    # -- meta and state --------------------------------------------------------------------
+    def set_meta(self, conn: sqlite3.Connection, key: str, value: Any) -> None:
+        conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, _dumps(value)))
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_state(self, conn: sqlite3.Connection, key: str, value: Any) -> None:
+        conn.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, _dumps(value)))
+
+    def state(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    # -- individuals -----------------------------------------------------------------------
+    def add_individual(self, conn: sqlite3.Connection, *, generation: int, origin: str,
+                       genome: list[int], phenotype: str | None, valid: bool, used_codons: int,
+                       depth: int, nodes: int, parents: tuple[int, ...], eval_key: str | None,
+                       reason: str | None) -> int:
+        cur = conn.execute(
+            "INSERT INTO individuals (generation, origin, genome, phenotype, valid, used_codons,"
+            " depth, nodes, parents, eval_key, reason, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (generation, origin, _dumps(list(genome)), phenotype, int(valid), used_codons, depth,
+             nodes, _dumps(list(parents)), eval_key, reason, time.time()),
+        )
+        return int(cur.lastrowid)
+
+    @staticmethod
+    def _individual(row: sqlite3.Row) -> Individual:
+        return Individual(
+            id=row["id"], generation=row["generation"], origin=row["origin"],
+            genome=tuple(json.loads(row["genome"])), phenotype=row["phenotype"],
+            valid=bool(row["valid"]), used_codons=row["used_codons"], depth=row["depth"],
+            nodes=row["nodes"], parents=tuple(json.loads(row["parents"])),
+            eval_key=row["eval_key"], reason=row["reason"],
+        )
+
+    def individual(self, ident: int) -> Individual | None:
+        row = self.conn.execute("SELECT * FROM individuals WHERE id=?", (ident,)).fetchone()
+        return self._individual(row) if row else None
+
+    def individuals(self, ids: list[int] | None = None) -> list[Individual]:
+        if ids is None:
+            rows = self.conn.execute("SELECT * FROM individuals ORDER BY id").fetchall()
+            return [self._individual(r) for r in rows]
+        by_id = {}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            for r in self.conn.execute(f"SELECT * FROM individuals WHERE id IN ({marks})", part):
+                by_id[r["id"]] = self._individual(r)
+        return [by_id[i] for i in ids if i in by_id]
+
+    def individuals_of_generation(self, generation: int) -> list[Individual]:
+        rows = self.conn.execute(
+            "SELECT * FROM individuals WHERE generation=? ORDER BY id", (generation,)
+        ).fetchall()
+        return [self._individual(r) for r in rows]
+
+    def count_individuals(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM individuals").fetchone()[0])
+
+    # -- evaluations -----------------------------------------------------------------------
+    def add_evaluation(self, conn: sqlite3.Connection, ev: Evaluation) -> None:
+        conn.execute(
+            "INSERT OR IGNORE INTO evaluations (key, individual_id, status, reason, objectives,"
+            " metrics, device, threads, seconds, weights, source, created)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (ev.key, ev.individual_id, ev.status, ev.reason, _dumps(ev.objectives),
+             _dumps(ev.metrics), ev.device, ev.threads, ev.seconds, ev.weights, ev.source,
+             time.time()),
+        )
+
+    @staticmethod
+    def _evaluation(row: sqlite3.Row) -> Evaluation:
+        return Evaluation(
+            key=row["key"], individual_id=row["individual_id"], status=row["status"],
+            reason=row["reason"], objectives=json.loads(row["objectives"]),
+            metrics=json.loads(row["metrics"]), device=row["device"], threads=row["threads"],
+            seconds=row["seconds"], weights=row["weights"], source=row["source"],
+        )
+
+    def evaluation(self, key: str) -> Evaluation | None:
+        row = self.conn.execute("SELECT * FROM evaluations WHERE key=?", (key,)).fetchone()
+        return self._evaluation(row) if row else None
+
+    def evaluations(self) -> dict[str, Evaluation]:
+        rows = self.conn.execute("SELECT * FROM evaluations").fetchall()
+        return {r["key"]: self._evaluation(r) for r in rows}
+
+    def count_trained(self) -> int:
+        """Evaluations that cost a training (cache hits and warm-start copies excluded)."""
+        return int(self.conn.execute(
+            "SELECT COUNT(*) FROM evaluations WHERE source='trained'").fetchone()[0])
+
+    # -- generations -----------------------------------------------------------------------
+    def add_generation(self, conn: sqlite3.Connection, generation: int, population: list[int],
+                       ranks: list[int], crowding: list[float], violation: list[float],
+                       hypervolume: float | None, evaluations: int, cache_hits: int,
+                       failures: int) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO generations VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (generation, _dumps(population), _dumps(ranks),
+             _dumps([c if c != float("inf") else "inf" for c in crowding]), _dumps(violation),
+             hypervolume, evaluations, cache_hits, failures, time.time()),
+        )
+
+    def generation(self, generation: int) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM generations WHERE generation=?",
+                                (generation,)).fetchone()
+        if row is None:
+            return None
+        return {
+            "generation": row["generation"],
+            "population": json.loads(row["population"]),
+            "ranks": json.loads(row["ranks"]),
+            "crowding": [float(c) for c in json.loads(row["crowding"])],
+            "violation": json.loads(row["violation"]),
+            "hypervolume": row["hypervolume"],
+            "evaluations": row["evaluations"],
+            "cache_hits": row["cache_hits"],
+            "failures": row["failures"],
+            "created": row["created"],
+        }
+
+    def last_generation(self) -> int | None:
+        row = self.conn.execute("SELECT MAX(generation) FROM generations").fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def hypervolumes(self) -> list[tuple[int, float | None]]:
+        return [(r[0], r[1]) for r in self.conn.execute(
+            "SELECT generation, hypervolume FROM generations ORDER BY generation")]
