@@ -38,8 +38,8 @@ from hardware.latency import FULL, measure
 MODELS: dict[str, tuple[int, list[tuple[int, int]]]] = {
     "tiny_16px_1conv": (16, [(8, 1)]),
     "small_32px_3conv": (32, [(16, 1), (32, 2), (32, 1)]),
-    "medium_48px_5conv": (48, [(16, 1), (32, 2), (32, 1), (64, 2), (64, 1)]),
-    "large_64px_4conv": (64, [(16, 1), (32, 1), (64, 2), (64, 1)]),
+    "medium_48px_5conv": (48, [(32, 1), (32, 2), (64, 1), (64, 2), (64, 1)]),
+    "large_64px_5conv": (64, [(16, 1), (32, 1), (64, 2), (64, 1), (64, 1)]),
 }
 TOLERANCE = 0.10
 BENCHMARK_APP_ARGS = [

@@ -15,6 +15,8 @@ microseconds or by real training.
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -127,6 +129,9 @@ class Search:
         )
         self.started = time.monotonic()
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.warm: RunStore | None = None
+        if config.warm_start:
+            self.warm = _open_warm_start(Path(config.warm_start), problem)
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -196,6 +201,8 @@ class Search:
             with self.store.transaction() as conn:
                 self.store.set_meta(conn, "status", status)
                 self.store.set_meta(conn, "updated", time.time())
+        if self.warm is not None:
+            self.warm.close(checkpoint=False)
         self.store.close()
 
     # -- events ----------------------------------------------------------------------------
@@ -248,10 +255,34 @@ class Search:
         for ind in self.store.individuals(ids):
             if ind.eval_key is None or ind.eval_key in known or ind.eval_key in seen:
                 continue
+            if self._copy_warm_evaluation(ind):
+                continue
             seen.add(ind.eval_key)
             jobs.append(Job(ind.id, ind.eval_key, self._text_for(ind),
                             derive_seed(self.config.seed, ind.eval_key)))
         return jobs
+
+    def _copy_warm_evaluation(self, ind: Individual) -> bool:
+        """Reuse the warm-start run's result for this key, weights included (a cache hit)."""
+        if self.warm is None or ind.eval_key is None:
+            return False
+        ev = self.warm.evaluation(ind.eval_key)
+        if ev is None:
+            return False
+        weights = None
+        if ev.weights:
+            source = self.warm.run_dir / ev.weights
+            if source.is_file():
+                target = self.store.run_dir / "models" / source.name
+                tmp = target.with_suffix(".pt.tmp")
+                shutil.copyfile(source, tmp)
+                tmp.replace(target)
+                weights = str(target.relative_to(self.store.run_dir))
+        copied = dataclasses.replace(ev, individual_id=ind.id, weights=weights,
+                                     source="warm-start")
+        with self.store.transaction() as conn:
+            self.store.add_evaluation(conn, copied)
+        return True
 
     def _text_for(self, ind: Individual) -> str:
         described = self.problem.candidate(ind.phenotype or "")
@@ -307,7 +338,10 @@ class Search:
             return self._unique_rows(draw, n, set(), origin="init")
         init = pi_grow_initialisation if self.config.init == "pi-grow" else \
             sensible_initialisation
-        genomes = init(self.grammar, rng, n, self.ge)
+        seeded: list[list[int]] = []
+        if self.warm is not None and self.config.warm_start_front:
+            seeded = [list(ind.genome) for ind, _ev in front_of(self.warm)][:n]
+        genomes = seeded + init(self.grammar, rng, n - len(seeded), self.ge)
         rows, keys = [], set()
         for genome in genomes:
             row = self._describe(genome)
@@ -423,7 +457,7 @@ class Search:
         feasible = v_s == 0
         hv = hypervolume(F_s[feasible], self.scales) if feasible.any() else 0.0
         earlier = {ind_key for ind_key, ev in evaluations.items()
-                   if ev.individual_id not in pending}
+                   if ev.individual_id not in pending or ev.source == "warm-start"}
         cache_hits = sum(1 for ind in batch if ind.eval_key in earlier)
         failures = sum(1 for ind in batch if ind.eval_key is None or
                        evaluations[ind.eval_key].status != "ok")
@@ -475,6 +509,20 @@ def front_of(store: RunStore) -> list[tuple[Individual, Evaluation]]:
             seen.add(ev.key)
             unique.append((ind, ev))
     return unique
+
+
+def _open_warm_start(run_dir: Path, problem: Problem) -> RunStore:
+    """An earlier run whose evaluations this one may reuse; refused when it cannot share keys."""
+    warm = RunStore.open(run_dir, write=False)
+    theirs, ours = warm.meta("problem") or {}, problem.describe()
+    if theirs != ours:
+        warm.close(checkpoint=False)
+        differing = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        raise EvoError(
+            f"--warm-start {run_dir}: its {', '.join(differing)} differ from this run's",
+            "warm start needs the same dataset, budget, device type and threads",
+        )
+    return warm
 
 
 def _validate(config: SearchConfig) -> None:

@@ -233,3 +233,22 @@ def test_survival_keeps_the_pools_first_front(tmp_path):
     key = lambda ids: {store.individual(i).eval_key for i in ids}  # noqa: E731
     assert len(key(first)) > len(kept) or key(first) <= key(kept)
     store.close(checkpoint=False)
+
+
+def test_warm_start_reuses_evaluations_as_cache_hits(tmp_path):
+    first = run_synthetic(config(tmp_path, "first", generations=3))
+    second = run_synthetic(config(tmp_path, "second", generations=3, warm_start=str(first),
+                                  warm_start_front=True))
+    store = RunStore.open(second, write=False)
+    evs = store.evaluations().values()
+    warm = [e for e in evs if e.source == "warm-start"]
+    assert warm, "no evaluation was reused"
+    assert store.generation(0)["cache_hits"] >= 1
+    assert store.count_trained() == sum(1 for e in evs if e.source == "trained")
+    store.close(checkpoint=False)
+    # The same seed with a warm start reaches the same population keys as without, but trains
+    # fewer networks.
+    plain = RunStore.open(run_synthetic(config(tmp_path, "plain", generations=3,
+                                               warm_start=str(first))), write=False)
+    assert plain.count_trained() < RunStore.open(first, write=False).count_trained()
+    plain.close(checkpoint=False)
