@@ -5,9 +5,11 @@ round measures every model twice, interleaved: with ``hardware.measure`` (full p
 1 thread) and with ``benchmark_app -m M -d CPU -hint none -nthreads 1 -nstreams 1 -nireq 1
 -api sync -t 5`` (its ``Median:`` line). The order of the two alternates between rounds so a
 drift in machine load hits both equally. Printed: per model the ratio ours/benchmark_app of the
-medians (median over rounds, with min..max spread) and whether it is within +/-10 %.
+medians (median over rounds, with min..max spread) and whether it is within +/-10 %; beside it,
+as a diagnostic, the ratio of the minimum latencies (insensitive to other processes taking the
+CPU) and the machine's 1-minute load average during the model's rounds.
 
-    .venv/bin/python benchmarks/bench_latency.py [--rounds 3] [--keep DIR]
+    .venv/bin/python benchmarks/bench_latency.py [--rounds 5] [--keep DIR]
 
 Needs onnx (to build the models), openvino and its ``benchmark_app``; no torch.
 """
@@ -15,6 +17,7 @@ Needs onnx (to build the models), openvino and its ``benchmark_app``; no torch.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 import shutil
@@ -46,7 +49,7 @@ BENCHMARK_APP_ARGS = [
     "-d", "CPU", "-hint", "none", "-nthreads", "1", "-nstreams", "1", "-nireq", "1",
     "-api", "sync", "-t", "5",
 ]  # fmt: skip
-_MEDIAN = re.compile(r"Median:\s+([0-9.]+)\s+(us|ms)")
+_STATISTIC = re.compile(r"(Median|Min):\s+([0-9.]+)\s+(us|ms)")
 
 
 def build_model(folder: Path, name: str, size: int, blocks: list[tuple[int, int]]) -> Path:
@@ -97,34 +100,49 @@ def build_model(folder: Path, name: str, size: int, blocks: list[tuple[int, int]
     return xml_path
 
 
-def benchmark_app_median_ms(executable: str, model: Path) -> float:
+def benchmark_app_ms(executable: str, model: Path) -> tuple[float, float]:
+    """(median, min) latency in ms from benchmark_app's report (it prints us or ms)."""
     done = subprocess.run(
         [executable, "-m", str(model), *BENCHMARK_APP_ARGS],
         capture_output=True,
         text=True,
         check=False,
     )
-    found = _MEDIAN.findall(done.stdout + done.stderr)
-    if done.returncode != 0 or not found:
+    found = {
+        name: float(value) / 1000.0 if unit == "us" else float(value)
+        for name, value, unit in _STATISTIC.findall(done.stdout + done.stderr)
+    }
+    if done.returncode != 0 or set(found) != {"Median", "Min"}:
         tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
         raise RuntimeError(f"benchmark_app failed on {model.name}: {' | '.join(tail)}")
-    value, unit = found[-1]
-    return float(value) / 1000.0 if unit == "us" else float(value)
+    return found["Median"], found["Min"]
 
 
 @dataclass
 class Pair:
     ours_ms: float
     reference_ms: float
+    ours_min_ms: float
+    reference_min_ms: float
+    load_average: float
 
     @property
     def ratio(self) -> float:
         return self.ours_ms / self.reference_ms
 
+    @property
+    def min_ratio(self) -> float:
+        return self.ours_min_ms / self.reference_min_ms
+
+
+def measure_ours(path: Path) -> tuple[float, float]:
+    latency = measure(path, "ov:CPU", FULL, threads=1).latency
+    return latency.median_ms, latency.min_ms
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--keep", type=Path, help="build the models here and keep them")
     args = parser.parse_args()
 
@@ -143,30 +161,35 @@ def main() -> int:
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(f"date (UTC): {started.isoformat(timespec='seconds')}")
     print(f"machine: {host.summary()}; Python {platform.python_version()}")
-    print(f"benchmark_app {' '.join(BENCHMARK_APP_ARGS)}\n")
+    print(f"benchmark_app {' '.join(BENCHMARK_APP_ARGS)}")
+    print(f"CPUs: {os.cpu_count()}; 1-minute load average at start: {os.getloadavg()[0]:.1f}\n")
 
     pairs: dict[str, list[Pair]] = {name: [] for name in MODELS}
     clock = time.perf_counter()
     for round_index in range(args.rounds):
         for name, path in paths.items():
-            ours_first = (round_index % 2) == 0
-            if ours_first:
-                ours = measure(path, "ov:CPU", FULL, threads=1).latency.median_ms
-                reference = benchmark_app_median_ms(executable, path)
+            load_before = os.getloadavg()[0]
+            if round_index % 2 == 0:
+                ours, ours_min = measure_ours(path)
+                reference, reference_min = benchmark_app_ms(executable, path)
             else:
-                reference = benchmark_app_median_ms(executable, path)
-                ours = measure(path, "ov:CPU", FULL, threads=1).latency.median_ms
-            pairs[name].append(Pair(ours, reference))
+                reference, reference_min = benchmark_app_ms(executable, path)
+                ours, ours_min = measure_ours(path)
+            load = (load_before + os.getloadavg()[0]) / 2
+            pair = Pair(ours, reference, ours_min, reference_min, load)
+            pairs[name].append(pair)
             print(
                 f"round {round_index + 1}/{args.rounds} {name}: ours {ours:.4f} ms, "
-                f"benchmark_app {reference:.4f} ms, ratio {ours / reference:.3f}",
+                f"benchmark_app {reference:.4f} ms, ratio {pair.ratio:.3f}, "
+                f"min ratio {pair.min_ratio:.3f}, load {load:.1f}",
                 file=sys.stderr,
                 flush=True,
             )
 
-    print("| model | ours median (ms) | benchmark_app median (ms) | ratio ours/ref "
-          "(median over rounds) | spread (min..max) | within +/-10 % |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---|")
+    print("| model | ours median (ms) | benchmark_app median (ms) | ratio of medians "
+          "(median over rounds) | spread (min..max) | within +/-10 % | ratio of mins | "
+          "load avg (1 min) |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---|---:|---:|")
     misses = 0
     for name, rows in pairs.items():
         ratios = [p.ratio for p in rows]
@@ -176,7 +199,9 @@ def main() -> int:
         print(
             f"| {name} | {statistics.median(p.ours_ms for p in rows):.4f} | "
             f"{statistics.median(p.reference_ms for p in rows):.4f} | {ratio:.3f} | "
-            f"{min(ratios):.3f}..{max(ratios):.3f} | {'yes' if inside else 'NO'} |"
+            f"{min(ratios):.3f}..{max(ratios):.3f} | {'yes' if inside else 'NO'} | "
+            f"{statistics.median(p.min_ratio for p in rows):.3f} | "
+            f"{min(p.load_average for p in rows):.1f}..{max(p.load_average for p in rows):.1f} |"
         )
     elapsed = time.perf_counter() - clock
     print(f"\n{args.rounds} rounds x {len(MODELS)} models in {elapsed / 60:.1f} min; "

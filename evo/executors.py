@@ -10,6 +10,7 @@ a segfault in a runtime) turns its job into a failed result and is replaced.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing as mp
 import os
@@ -145,10 +146,8 @@ class ProcessExecutor:
 
     def close(self) -> None:
         for conn in self.conns:
-            try:
+            with contextlib.suppress(OSError, BrokenPipeError):
                 conn.send(None)
-            except (OSError, BrokenPipeError):
-                pass
         deadline = time.monotonic() + 5
         for proc in self.procs:
             proc.join(timeout=max(0.1, deadline - time.monotonic()))

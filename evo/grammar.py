@@ -402,7 +402,8 @@ def read_grammar_text(name_or_path: str | Path) -> tuple[str, str]:
             ) from None
         if "\x00" in text:
             raise GrammarError(
-                f"{path}: not a text file (contains NUL bytes)", "a grammar is a UTF-8 BNF text file"
+                f"{path}: not a text file (contains NUL bytes)",
+                "a grammar is a UTF-8 BNF text file",
             )
         return text, str(path)
     try:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,10 @@ class TrainingEvaluator:
     threads: int
     run_dir: str
     constraints: tuple[str, ...] = ()
+    # Serial runs only (a listener is not picklable): receives ``candidate`` and ``epoch``
+    # events, shaped like search events, for the live progress view.
+    progress: Callable[[str, dict[str, Any]], None] | None = field(
+        default=None, compare=False, repr=False)
 
     def for_worker(self, index: int) -> TrainingEvaluator:
         """One GPU per worker when several are present (``auto``/``cuda`` only)."""
@@ -72,7 +77,8 @@ class TrainingEvaluator:
                           device=None, threads=self.threads,
                           seconds=time.perf_counter() - started)
         out = train_candidate(resolved, dataset, self.budget, device=self.device,
-                              threads=self.threads, seed=job.seed)
+                              threads=self.threads, seed=job.seed,
+                              progress=self._epoch_listener(job, resolved))
         weights = None
         if out.ok and out.state_dict is not None:
             from evo.checkpoint import save_checkpoint
@@ -87,6 +93,15 @@ class TrainingEvaluator:
                       dict(out.objectives), metrics, device=str(metrics.get("device", "")),
                       threads=self.threads, seconds=time.perf_counter() - started,
                       weights=weights)
+
+    def _epoch_listener(self, job: Job, resolved: Any) -> Callable[[dict[str, Any]], None] | None:
+        listener = self.progress
+        if listener is None:
+            return None
+        member = job.individual_id
+        listener("candidate", {"member": member,
+                               "epochs": self.budget.epochs_for(resolved.recipe.epochs_mult)})
+        return lambda data: listener("epoch", {"member": member, **data})
 
     def _precheck(self, resolved: Any) -> tuple[str, dict[str, float]] | None:
         limits = [parse_constraint(c) for c in self.constraints]
@@ -108,9 +123,11 @@ class TrainingEvaluator:
 class TrainingProblem:
     """Architectures from the grammar, trained on one dataset with one budget."""
 
-    def __init__(self, config: SearchConfig, run_dir: Path) -> None:
+    def __init__(self, config: SearchConfig, run_dir: Path,
+                 progress: Callable[[str, dict[str, Any]], None] | None = None) -> None:
         self.config = config
         self.run_dir = run_dir
+        self.progress = progress
         self.dataset = dataset_for(config.dataset, config.data_dir, config.seed)
         self.budget = TrainBudget(epochs=config.epochs, max_seconds=config.candidate_timeout)
         try:
@@ -143,4 +160,5 @@ class TrainingProblem:
             split_seed=self.config.seed, budget=self.budget, device=self.config.device,
             threads=self.threads, run_dir=str(self.run_dir),
             constraints=tuple(self.config.constraint),
+            progress=self.progress if self.config.workers <= 1 else None,
         )

@@ -1,14 +1,51 @@
-"""What a person sees while a search runs: one line per event, or nothing with --quiet.
+"""What a person sees while a search runs: live bars on a terminal, one line per event
+elsewhere, or nothing with --quiet.
 
-Plain lines suit CI logs and ``nohup``; they are also what the terminal shows, so a copied log
-reads the same as the screen.
+Plain lines suit CI logs and ``nohup`` (no escape codes, nothing redrawn); the terminal view
+(:mod:`evo.rich_progress`) prints the same result lines above its bars, so a copied screen
+reads like the log.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TextIO
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+def result_text(r: Any) -> str:
+    """One evaluation result as a person reads it (shared by the plain and rich views)."""
+    if r.status == "ok":
+        acc = r.metrics.get("val_accuracy")
+        images = r.metrics.get("val_total")
+        of = f" of {images}" if images else ""
+        acc_text = f"val acc {acc:.2%}{of}, " if isinstance(acc, float) else ""
+        what = f"{acc_text}{r.objectives.get('params', 0):,.0f} params"
+    else:
+        what = f"{r.status}: {r.reason}"
+    secs = f" in {r.seconds:.1f}s" if r.seconds else ""
+    return f"member {r.individual_id}: {what}{secs}"
+
+
+def make_reporter(quiet: bool, stream: TextIO | None = None
+                  ) -> tuple[Listener | None, AbstractContextManager[Any]]:
+    """The progress view for ``stream`` (default stdout): nothing with ``quiet``, live rich
+    bars on a terminal, plain lines otherwise (CI logs, ``nohup``, pipes). Returns the listener
+    and a context manager that must enclose the search (it starts and stops live display)."""
+    stream = stream or sys.stdout
+    if quiet:
+        return None, nullcontext()
+    isatty = getattr(stream, "isatty", None)
+    if isatty is not None and isatty():
+        from evo.rich_progress import RichReporter
+
+        reporter = RichReporter(stream=stream)
+        return reporter, reporter
+    return LineReporter(stream), nullcontext()
 
 
 class LineReporter:
@@ -37,16 +74,8 @@ class LineReporter:
                 f"generation {data['generation']}"
             self._print(f"{label}: {data['size']} individuals")
         elif kind == "result":
-            r = data["result"]
             self.done_in_batch += 1
-            if r.status == "ok":
-                acc = r.metrics.get("val_accuracy")
-                acc_text = f"val acc {acc:.2%}, " if isinstance(acc, float) else ""
-                what = f"{acc_text}{r.objectives.get('params', 0):,.0f} params"
-            else:
-                what = f"{r.status}: {r.reason}"
-            secs = f" in {r.seconds:.1f}s" if r.seconds else ""
-            self._print(f"  member {r.individual_id}: {what}{secs}")
+            self._print(f"  {result_text(data['result'])}")
         elif kind == "generation":
             self._print(f"generation {data['generation']} done: front {data['front']}, "
                         f"hypervolume {data['hypervolume']:.4f}, trained {data['evaluations']}, "

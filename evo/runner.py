@@ -17,7 +17,7 @@ from typing import Any
 from evo.config import SearchConfig
 from evo.errors import EvoError
 from evo.executors import make_executor
-from evo.search import Problem, Search
+from evo.search import Problem, Search, check_config
 
 Listener = Callable[[str, dict[str, Any]], None]
 
@@ -53,6 +53,7 @@ def run_search(config: SearchConfig | None, *, resume: Path | None = None,
             raise EvoError(f"{run_dir}: already holds a run",
                            f"continue it with --resume {run_dir}, or choose another --run-dir")
         config = config.replace(run_dir=str(run_dir))
+        check_config(config)
         _check_writable(run_dir)
         problem = factory(run_dir)(config)
         search = Search.create(run_dir, config, problem)

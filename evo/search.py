@@ -15,6 +15,7 @@ microseconds or by real training.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import time
@@ -525,6 +526,13 @@ def _open_warm_start(run_dir: Path, problem: Problem) -> RunStore:
     return warm
 
 
+def check_config(config: SearchConfig) -> Grammar:
+    """Validate everything that needs no dataset or torch, so bad input fails in milliseconds."""
+    _validate(config)
+    text, source = read_grammar_text(config.grammar)
+    return parse_grammar(text, source)
+
+
 def _validate(config: SearchConfig) -> None:
     parse_objectives(config.objectives)
     for c in config.constraint:
@@ -556,10 +564,8 @@ def _versions() -> dict[str, str]:
 
     out = {"evo": __version__, "python": platform.python_version()}
     for dist in ("numpy", "torch", "onnx", "onnxruntime", "openvino", "nncf", "moocore"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 

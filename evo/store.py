@@ -290,6 +290,9 @@ class RunStore:
         if self.lock is not None and checkpoint:
             try:
                 self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                # Leaving WAL mode removes the -wal and -shm files: a finished run is one file
+                # (the next writer switches WAL back on).
+                self.conn.execute("PRAGMA journal_mode=DELETE")
             except sqlite3.DatabaseError:
                 pass
         self.conn.close()

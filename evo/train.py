@@ -356,6 +356,20 @@ class _Run:
     progress: Progress | None
 
 
+@contextlib.contextmanager
+def _cudnn_autotune(device: torch.device) -> Iterator[None]:
+    """On CUDA let cuDNN time its algorithms per layer shape (fast, not bit-exact); restore."""
+    if device.type != "cuda":
+        yield
+        return
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -483,7 +497,8 @@ def _evaluate(
         return EvalResult("failed", reason, dict(objectives), dict(metrics))
 
     rng_devices = [target.index] if target.type == "cuda" else []
-    with _torch_threads(threads), torch.random.fork_rng(devices=rng_devices):
+    with _torch_threads(threads), torch.random.fork_rng(devices=rng_devices), \
+            _cudnn_autotune(target):
         torch.manual_seed(seed)  # dropout draws from the global RNG, forked and restored here
         try:
             model = build_model(resolved, torch.Generator().manual_seed(seed))

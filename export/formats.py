@@ -38,7 +38,7 @@ from export.request import (
     make_inputs,
 )
 from export.results import AccuracyResult, ArtifactResult, CalibrationInfo, ExportReport
-from export.tools import tool_versions
+from export.tools import describe_error, tool_versions
 
 if TYPE_CHECKING:
     from torch import nn
@@ -110,7 +110,7 @@ class ExportJob:
                 self._cache[key] = error
         value = self._cache[key]
         if isinstance(value, Exception):
-            raise ExportError(f"{key} failed: {_first_line(value)}") from value
+            raise ExportError(f"{key} failed: {describe_error(value)}") from value
         return value
 
     def onnx_fp32(self) -> Any:
@@ -136,7 +136,7 @@ class ExportJob:
             "OpenVINO conversion", lambda: torch_to_ov(self.model, shape, dynamic_batch=dynamic)
         )
 
-    def calibration(self) -> tuple[np.ndarray, CalibrationInfo]:
+    def calibration(self, method: str) -> tuple[np.ndarray, CalibrationInfo]:
         """Up to ``calibration_size`` samples, and a note when fewer exist than were asked."""
         data = self.inputs.calibration
         if data is None:
@@ -152,7 +152,7 @@ class ExportJob:
                 f"calibrated on {used} samples, fewer than the {requested} asked "
                 f"(only {used} given)"
             )
-        return data[:used], CalibrationInfo(requested=requested, used=used, method="", note=note)
+        return data[:used], CalibrationInfo(requested, used, method, note)
 
     def batch_dim(self) -> int | str:
         return "batch" if self.options.dynamic_batch else 1
@@ -173,7 +173,7 @@ def _reference_copy(model: nn.Module) -> nn.Module:
         return copy.deepcopy(model).float().cpu().eval()
     except Exception as error:
         raise ExportError(
-            f"cannot copy the model for export: {_first_line(error)}", "pass a plain nn.Module"
+            f"cannot copy the model for export: {describe_error(error)}", "pass a plain nn.Module"
         ) from error
 
 
@@ -223,13 +223,10 @@ class OnnxInt8:
     def build(self, job: ExportJob, directory: Path) -> Built:
         from export.onnx import quantize_int8_qdq, save_onnx
 
-        samples, info = job.calibration()
+        samples, info = job.calibration("onnxruntime static QDQ, MinMax, per-channel weights")
         exported = job.onnx_fp32()
         path = directory / "model.onnx"
         save_onnx(quantize_int8_qdq(exported.proto, samples), path)
-        info = CalibrationInfo(
-            info.requested, info.used, "onnxruntime static QDQ, MinMax, per-channel", info.note
-        )
         return _onnx_built(job, path, exported, calibration=info)
 
 
@@ -335,7 +332,6 @@ class IrInt8(_IrExporter):
     def stored_model(self, job: ExportJob) -> tuple[Any, CalibrationInfo | None]:
         from export.openvino import AccuracyControl, quantize_int8
 
-        samples, info = job.calibration()
         control = None
         method = "NNCF post-training quantisation"
         if job.options.max_accuracy_drop is not None:
@@ -349,10 +345,9 @@ class IrInt8(_IrExporter):
                 f"{job.options.max_accuracy_drop} points on {len(job.inputs.validation)} "
                 "validation samples"
             )
-        model = quantize_int8(
-            job.openvino_fp32(), samples, accuracy_control=control, threads=job.options.threads
-        )
-        return model, CalibrationInfo(info.requested, info.used, method, info.note)
+        samples, info = job.calibration(method)
+        model = quantize_int8(job.openvino_fp32(), samples, accuracy_control=control)
+        return model, info
 
 
 EXPORTERS: Mapping[str, Exporter] = {
@@ -458,7 +453,7 @@ def export_one(
     except Exception as error:
         return ArtifactResult(
             status="failed",
-            reason=_first_line(error),
+            reason=describe_error(error),
             seconds=time.perf_counter() - started,
             **base,
         )
@@ -480,7 +475,7 @@ def export_one(
                 executed_precision=runner.executed_precision,
             )
     except Exception as error:
-        reasons.append(f"checking: {_first_line(error)}")
+        reasons.append(f"checking: {describe_error(error)}")
     calibration_notes = (
         ()
         if built.calibration is None or built.calibration.note is None
@@ -513,7 +508,7 @@ def export_one(
     try:
         path = write_manifest(directory, manifest)
     except OSError as error:
-        return _replace_status(result, f"writing manifest: {_first_line(error)}")
+        return _replace_status(result, f"writing manifest: {describe_error(error)}")
     return ArtifactResult(**{**_fields(result), "manifest": path})
 
 
@@ -557,7 +552,7 @@ def _check_model_runs(job: ExportJob) -> int:
         logits = torch_logits(job.model, np.zeros((1, *shape), np.float32))
     except Exception as error:
         raise ExportError(
-            f"model does not run on input {'x'.join(map(str, shape))}: {_first_line(error)}",
+            f"model does not run on input {'x'.join(map(str, shape))}: {describe_error(error)}",
             "check the input shape (C,H,W)",
         ) from error
     if logits.ndim != 2:
@@ -579,10 +574,3 @@ def _parity_samples(inputs: ExportInputs, options: ExportOptions) -> np.ndarray 
     if source is None or options.parity_samples < 1:
         return None
     return source[: options.parity_samples]
-
-
-def _first_line(error: BaseException) -> str:
-    if isinstance(error, ExportError):
-        return str(error)
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]

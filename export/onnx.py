@@ -10,14 +10,14 @@ import copy
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import onnx
 
 from export.errors import ExportError
 from export.request import INPUT_NAME, OUTPUT_NAME
-from export.tools import quiet_tools
+from export.tools import describe_error, quiet_tools
 
 if TYPE_CHECKING:
     from torch import nn
@@ -54,7 +54,7 @@ def torch_to_onnx(
         except Exception as error:
             if exporter == "dynamo":
                 raise
-            reason = _first_line(error)
+            reason = describe_error(error)
     else:
         reason = None
     proto = _export_torchscript(model, input_shape, dynamic_batch, opset)
@@ -120,37 +120,37 @@ def strip_debug_metadata(proto: onnx.ModelProto) -> None:
     """Remove per-node metadata and doc strings that exporters attach for debugging (in place).
 
     torch's dynamo exporter records the module path and stack of every node; that costs tens of
-    kB per node in big graphs and says nothing a deployed model needs.
+    kB per node in big graphs and says nothing a deployed model needs. Fields are cleared, not
+    set to "", because a present empty string is still serialised.
     """
-    proto.doc_string = ""
-    del proto.metadata_props[:]
+    _clear(proto)
     _strip_graph(proto.graph)
     for function in proto.functions:
-        function.doc_string = ""
-        del function.metadata_props[:]
+        _clear(function)
         for node in function.node:
             _strip_node(node)
 
 
+def _clear(message: Any) -> None:
+    message.ClearField("doc_string")
+    message.ClearField("metadata_props")
+
+
 def _strip_graph(graph: onnx.GraphProto) -> None:
-    graph.doc_string = ""
-    del graph.metadata_props[:]
+    _clear(graph)
     for values in (graph.input, graph.output, graph.value_info):
         for value in values:
-            value.doc_string = ""
-            del value.metadata_props[:]
+            _clear(value)
     for tensor in graph.initializer:
-        tensor.doc_string = ""
-        del tensor.metadata_props[:]
+        _clear(tensor)
     for node in graph.node:
         _strip_node(node)
 
 
 def _strip_node(node: onnx.NodeProto) -> None:
-    node.doc_string = ""
-    del node.metadata_props[:]
+    _clear(node)
     for attribute in node.attribute:
-        attribute.doc_string = ""
+        attribute.ClearField("doc_string")
         if attribute.HasField("g"):
             _strip_graph(attribute.g)
         for graph in attribute.graphs:
@@ -243,8 +243,3 @@ def quantize_int8_qdq(proto: onnx.ModelProto, calibration: np.ndarray) -> onnx.M
                 use_external_data_format=False,
             )
         return onnx.load_model(str(quantised))
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]

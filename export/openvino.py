@@ -83,7 +83,6 @@ def quantize_int8(
     calibration: np.ndarray,
     *,
     accuracy_control: AccuracyControl | None = None,
-    threads: int | None = None,
 ) -> ov.Model:
     """NNCF post-training INT8 quantisation, calibrated on every sample in ``calibration``.
 

@@ -42,3 +42,13 @@ def tool_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return versions
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for a table cell: our own errors as they are, others with their type name."""
+    from export.errors import ExportError
+
+    if isinstance(error, ExportError):
+        return str(error)
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]

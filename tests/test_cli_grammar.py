@@ -21,12 +21,12 @@ def test_help_version_and_grammar_commands_import_no_heavy_runtime(tmp_path):
     grammar.write_text(BLOCKS)
     probe = (
         "import sys\nfrom evo.cli.app import main\n"
-        "for argv in (['--help'], ['--version'], ['grammar', 'check', {g!r}],"
-        " ['grammar', 'sample', {g!r}, '-n', '2'],"
-        " ['grammar', 'map', {g!r}, '--genome', '1,2,3']):\n"
+        f"for argv in (['--help'], ['--version'], ['grammar', 'check', {str(grammar)!r}],"
+        f" ['grammar', 'sample', {str(grammar)!r}, '-n', '2'],"
+        f" ['grammar', 'map', {str(grammar)!r}, '--genome', '1,2,3']):\n"
         "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-        "print('HEAVY', sorted(m for m in sys.modules if m.split('.')[0] in {h!r}))\n"
-    ).format(g=str(grammar), h=HEAVY)
+        f"print('HEAVY', sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))\n"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr

@@ -24,7 +24,6 @@ from evo.data import (
 from evo.datasets.cifar import SafeUnpickler, safe_unpickle
 from evo.errors import EvoError
 from tests._data_helpers import (
-    cifar_batch,
     idx_bytes,
     image_tree,
     png_bytes,
@@ -439,7 +438,7 @@ def test_npz_with_own_splits(tmp_path: Path, rng: np.random.Generator) -> None:
 @pytest.mark.parametrize("case, message", [
     ("lengths", "40 images but 39 labels"),
     ("no-y", "no 'y' array"),
-    ("single", "same label"),
+    ("single", "classification needs at least 2"),
     ("float-labels", "labels are float64"),
     ("channels", "expected 1 or 3 channels"),
     ("objects", "cannot read as .npz"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sqlite3
@@ -41,7 +42,7 @@ def test_search_runs_to_completion_and_records_everything(tmp_path):
     assert all(len(g["population"]) == 10 for g in gens)
     # Elitism: hypervolume never drops from one generation to the next.
     hv = [g["hypervolume"] for g in gens]
-    assert all(b >= a - 1e-12 for a, b in zip(hv, hv[1:], strict=False))
+    assert all(b >= a - 1e-12 for a, b in itertools.pairwise(hv))
     # The stored ranks are NSGA-II's ranks of the stored population.
     last = gens[-1]
     assert last["ranks"] == sorted(last["ranks"]) or len(set(last["ranks"])) >= 1

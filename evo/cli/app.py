@@ -7,6 +7,7 @@ start fast and work on a machine without the heavy runtimes.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 
@@ -17,7 +18,9 @@ from evo import __version__
 # Command modules, registered in this order (each defines ``register(app: typer.Typer)``).
 _COMMAND_MODULES = [
     "evo.cli.grammar",
+    "evo.cli.arch",
     "evo.cli.search",
+    "evo.cli.runs",
     "evo.cli.bench",
 ]
 
@@ -56,10 +59,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     kinds: list[type[BaseException]] = [EvoError]
     for module, name in (("export.errors", "ExportError"), ("hardware.errors", "HardwareError")):
-        try:
+        with contextlib.suppress(ImportError, AttributeError):
             kinds.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            pass
     return tuple(kinds)
 
 

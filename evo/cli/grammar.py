@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -18,13 +18,13 @@ from evo.errors import EvoError
 grammar_app = typer.Typer(help="Check, sample and map BNF grammars.", no_args_is_help=True)
 
 
-class InitMethod(str, Enum):
+class InitMethod(StrEnum):
     sensible = "sensible"
     pi_grow = "pi-grow"
     random = "random"
 
 
-class Semantics(str, Enum):
+class Semantics(StrEnum):
     ponyge2 = "ponyge2"
     strict = "strict"
 

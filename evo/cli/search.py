@@ -70,7 +70,7 @@ def _build_config(config_file: Path | None, values: dict[str, Any]) -> SearchCon
 def search(config_file: Path | None, resume: Path | None, no_export: bool, no_bench: bool,
            **values: Any) -> None:
     """Evolve CNNs: NSGA-II over a grammar, every result kept in the run folder."""
-    from evo.progress import LineReporter
+    from evo.progress import make_reporter
     from evo.runner import run_search
 
     if no_export:
@@ -92,12 +92,40 @@ def search(config_file: Path | None, resume: Path | None, no_export: bool, no_be
             base.update(given)
             config = SearchConfig.from_dict(base)
     else:
+        from evo.runner import default_run_dir
+
         config = _build_config(config_file, values)
+        if config.run_dir is None:
+            config = config.replace(run_dir=str(default_run_dir(config)))
     quiet = bool(values.get("quiet"))
-    listeners = () if quiet else (LineReporter(),)
-    run_dir = run_search(config, resume=resume, listeners=listeners)
+    reporter, display = make_reporter(quiet)
+    listeners = () if reporter is None else (reporter,)
+    live = reporter if display is reporter else None  # per-epoch events for the live view
+    try:
+        with display:
+            run_dir = run_search(config, resume=resume, listeners=listeners,
+                                 problem_factory=_problem_factory(live))
+    except KeyboardInterrupt:
+        where = resume or (config.run_dir if config else None) or "RUN_DIR"
+        typer.echo(f"evo: interrupted; finished evaluations are saved. Continue with: "
+                   f"evo search --resume {where}", err=True)
+        raise typer.Exit(130) from None
     _post_search(run_dir, quiet)
     print_front(run_dir, as_json=False)
+
+
+def _problem_factory(progress: Any) -> Any:
+    """The training problem; a live display also gets per-epoch events (serial runs only)."""
+
+    def for_run_dir(run_dir: Path) -> Any:
+        def make(config: SearchConfig) -> Any:
+            from evo.problem import TrainingProblem
+
+            return TrainingProblem(config, run_dir, progress=progress)
+
+        return make
+
+    return for_run_dir
 
 
 def _post_search(run_dir: Path, quiet: bool) -> None:
@@ -183,8 +211,12 @@ def print_front(run_dir: Path, as_json: bool) -> None:
 
     table = Table(title=f"Pareto front of {run_dir} ({len(rows)} members, "
                         f"objectives {','.join(info['objectives'])})")
-    for col, justify in (("member", "right"), ("params", "right"), ("MACs", "right"),
-                         ("val acc", "right"), ("phenotype", "left")):
+    from evo.front_table import format_test_accuracy
+
+    tested = any(r.get("test_accuracy") is not None for r in rows)
+    columns = [("member", "right"), ("params", "right"), ("MACs", "right"), ("val acc", "right")]
+    columns += [("test acc (retrained)", "right")] if tested else []
+    for col, justify in (*columns, ("phenotype", "left")):
         table.add_column(col, justify=justify, overflow="fold")
     extra_cols = sorted({k for r in rows for k in r.get("extra", {})})
     for col in extra_cols:
@@ -194,8 +226,10 @@ def print_front(run_dir: Path, as_json: bool) -> None:
         acc_text = "-" if acc is None else f"{acc:.2%}"
         if r.get("val_images"):
             acc_text += f" of {r['val_images']}"
+        test = [format_test_accuracy(r)] if tested else []
         table.add_row(str(r["member"]), _count(r["params"]), _count(r["macs"]), acc_text,
-                      r["phenotype"], *[str(r.get("extra", {}).get(c, "-")) for c in extra_cols])
+                      *test, r["phenotype"],
+                      *[str(r.get("extra", {}).get(c, "-")) for c in extra_cols])
     Console(width=max(120, Console().width)).print(table)
 
 
@@ -206,9 +240,34 @@ def _count(value: Any) -> str:
 def front(
     run_dir: Path = typer.Argument(..., help="Run folder written by evo search."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    csv_file: Optional[Path] = typer.Option(  # noqa: UP045 (typer reads typing.Optional)
+        None, "--csv", help="Also write the front to this CSV file (accuracies as fractions)."),
+    plot_file: Optional[Path] = typer.Option(  # noqa: UP045
+        None, "--plot", help="Also draw every evaluated candidate and the front (error vs "
+        "parameters, log scale) to this .png or .svg file."),
 ) -> None:
-    """The Pareto members of a run: id, params, MACs, validation accuracy, phenotype."""
+    """The Pareto members of a run: id, params, MACs, validation accuracy, phenotype.
+
+    Test accuracy too for retrained members; --csv and --plot write the front to files.
+    """
+    if plot_file is not None:
+        from evo.front_plot import check_plot_path
+
+        check_plot_path(plot_file)
     print_front(run_dir, as_json)
+    written = []
+    if csv_file is not None:
+        from evo.front_table import write_csv
+
+        rows, info = _front_rows(run_dir)
+        written.append(write_csv(rows, csv_file, info["objectives"]))
+    if plot_file is not None:
+        from evo.front_plot import plot_front
+
+        plot_front(run_dir, plot_file)
+        written.append(plot_file)
+    for path in written:  # on stderr with --json, so stdout stays one JSON document
+        typer.echo(f"wrote {path} ({path.stat().st_size:,} bytes)", err=as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -39,26 +39,30 @@ _ALLOWED = frozenset(
 )
 
 
+class RefusedPickle(pickle.UnpicklingError):
+    """The pickle names something outside the allow-list; nothing was run."""
+
+
 class SafeUnpickler(pickle.Unpickler):
     """An unpickler that can rebuild numpy arrays and plain containers, and nothing else."""
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in _ALLOWED:
-            raise pickle.UnpicklingError(
+            raise RefusedPickle(
                 f"refused to load {module}.{name}: only numpy arrays, dtypes and plain "
                 "containers are allowed"
             )
         return super().find_class(module, name)
 
     def persistent_load(self, pid: object) -> object:
-        raise pickle.UnpicklingError("refused a persistent reference")
+        raise RefusedPickle("refused a persistent reference")
 
 
 def safe_unpickle(data: bytes, where: str, hint: str) -> object:
     """Unpickle with ``SafeUnpickler``; every failure is an ``EvoError`` naming ``where``."""
     try:
         return SafeUnpickler(io.BytesIO(data), encoding="bytes").load()
-    except pickle.UnpicklingError as error:
+    except RefusedPickle as error:
         raise EvoError(f"{where}: not a plain CIFAR batch ({error})", hint) from None
     except Exception as error:  # any decode failure of a corrupt file: EOF, bad opcode, ...
         raise EvoError(f"{where}: corrupt or truncated pickle ({type(error).__name__}: "

@@ -1,0 +1,302 @@
+"""GPU check: networks from every shipped grammar build, agree with the CPU and train fast on CUDA.
+
+For each shipped grammar, a few networks are sampled from uniform random genomes (the search's
+default GE settings: genome length 100, codons in [0, 100000], max_wraps 0, max_tree_depth 90),
+resolved for CIFAR-shaped input (3x32x32, 10 classes) and, with a MobileNetV2 adapted to 32x32
+as the reference network, checked on the device:
+
+* eval-mode logits on the device in float32 (TF32 off) against the CPU in float32:
+  max |difference| <= 1e-3 x max |CPU logit|;
+* eval-mode logits in bf16 autocast with channels_last against the CPU in float32:
+  max |difference| <= 5e-2 x max |CPU logit| (bf16 keeps 8 significant bits);
+* one train-mode forward + backward in float32: every gradient within 1e-3 (relative to the
+  largest CPU gradient of that tensor) of the CPU's; in bf16 autocast: loss and gradients finite;
+* throughput of train-mode forward + backward on synthetic data, bf16 autocast + channels_last
+  versus float32 + NCHW in the same process (the reference run): images/s as the median of
+  several timed repeats with their min-max spread, and the ratio of the medians.
+
+Needs only PyTorch (2.4+) and numpy: run from the source tree as
+``PYTHONPATH=. python benchmarks/gpu_check.py`` (or ``benchmarks/gpu_check.sh``). Exit status:
+0 all checks passed, 1 a check failed, 2 no CUDA device. ``--device cpu`` runs the same checks
+on the CPU (a smoke test of this script; its timings mean nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from evo.arch import ResolvedArch, parse_arch, resolve
+from evo.grammar import load_grammar
+from evo.mapper import map_genome
+from evo.model import build_model, count_macs, count_params
+
+INPUT_SHAPE = (3, 32, 32)
+NUM_CLASSES = 10
+FP32_TOL = 1e-3
+BF16_TOL = 5e-2
+GRAD_TOL = 1e-3
+
+# MobileNetV2 with CIFAR's usual adaptation (stem stride 1, first downsampling stage stride 1).
+REFERENCE = (
+    "conv(32, k=3, s=1) bn relu6 ir(16, e=1) ir(24, s=1, n=2) ir(32, s=2, n=3) "
+    "ir(64, s=2, n=4) ir(96, n=3) ir(160, s=2, n=3) ir(320) conv(1280, k=1) bn relu6 gap "
+    "dropout(0.2)"
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    source: str  # grammar name or "reference"
+    phenotype: str
+    resolved: ResolvedArch
+
+
+@dataclass(frozen=True)
+class Outcome:
+    sample: Sample
+    params: int
+    macs: int
+    fp32_err: float
+    bf16_err: float
+    grad_err: float
+    bf16_finite: bool
+    fast: tuple[float, ...]  # images/s per repeat, bf16 autocast + channels_last
+    slow: tuple[float, ...]  # images/s per repeat, float32 + NCHW
+
+    @property
+    def failures(self) -> list[str]:
+        out = []
+        if not self.fp32_err <= FP32_TOL:
+            out.append(f"fp32 error {self.fp32_err:.2e} > {FP32_TOL:g}")
+        if not self.bf16_err <= BF16_TOL:
+            out.append(f"bf16 error {self.bf16_err:.2e} > {BF16_TOL:g}")
+        if not self.grad_err <= GRAD_TOL:
+            out.append(f"gradient error {self.grad_err:.2e} > {GRAD_TOL:g}")
+        if not self.bf16_finite:
+            out.append("bf16 loss or gradients not finite")
+        return out
+
+
+def sample_phenotypes(grammar_name: str, count: int, rng: np.random.Generator) -> list[str]:
+    """``count`` distinct valid phenotypes from uniform random genomes (default GE settings)."""
+    grammar = load_grammar(grammar_name)
+    found: list[str] = []
+    for _ in range(count * 50):
+        genome = rng.integers(0, 100_001, size=100).tolist()
+        derivation = map_genome(grammar, genome, max_wraps=0, max_tree_depth=90)
+        if derivation.valid and derivation.phenotype not in found:
+            found.append(derivation.phenotype)  # type: ignore[arg-type]
+            if len(found) == count:
+                break
+    return found
+
+
+def relative_error(result: torch.Tensor, reference: torch.Tensor) -> float:
+    """max |result - reference| / max |reference| (0 when both are all zero)."""
+    result = result.detach().float().cpu()
+    reference = reference.detach().float().cpu()
+    scale = reference.abs().max().item()
+    diff = (result - reference).abs().max().item()
+    if scale == 0.0:
+        return diff
+    return diff / scale
+
+
+def _grads(model: nn.Module) -> list[torch.Tensor]:
+    return [p.grad.detach().float().cpu() for p in model.parameters() if p.grad is not None]
+
+
+def _train_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, autocast: bool
+) -> torch.Tensor:
+    model.zero_grad(set_to_none=True)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+        loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    return loss.detach()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _throughput(
+    model: nn.Module, device: torch.device, batch: int, iters: int, repeats: int, fast: bool,
+    seed: int,
+) -> tuple[float, ...]:
+    """Images per second of train-mode forward + backward, one value per timed repeat."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn((batch, *INPUT_SHAPE), generator=gen).to(device)
+    y = torch.randint(0, NUM_CLASSES, (batch,), generator=gen).to(device)
+    if fast:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    else:
+        model = model.to(memory_format=torch.contiguous_format)
+    model.train()
+    for _ in range(3):
+        _train_step(model, x, y, autocast=fast)
+    _sync(device)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(iters):
+            _train_step(model, x, y, autocast=fast)
+        _sync(device)
+        rates.append(batch * iters / (time.perf_counter() - start))
+    return tuple(rates)
+
+
+def check_network(
+    sample: Sample, device: torch.device, batch: int, iters: int, repeats: int, seed: int
+) -> Outcome:
+    resolved = sample.resolved
+    cpu_model = build_model(resolved, torch.Generator().manual_seed(seed))
+    params, macs = count_params(cpu_model), count_macs(cpu_model, INPUT_SHAPE)
+    dev_model = copy.deepcopy(cpu_model).to(device)
+
+    gen = torch.Generator().manual_seed(seed + 1)
+    x = torch.randn((16, *INPUT_SHAPE), generator=gen)
+    y = torch.randint(0, NUM_CLASSES, (16,), generator=gen)
+    xd, yd = x.to(device), y.to(device)
+
+    # Eval-mode logits: float32 parity (no TF32), then bf16 autocast + channels_last.
+    cpu_model.eval()
+    dev_model.eval()
+    tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            reference = cpu_model(x)
+            fp32_err = relative_error(dev_model(xd), reference)
+            dev_model.to(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                out = dev_model(xd.contiguous(memory_format=torch.channels_last))
+            bf16_err = relative_error(out, reference)
+            dev_model.to(memory_format=torch.contiguous_format)
+
+        # Train mode, float32: gradients against the CPU's (dropout off so both agree).
+        for m in (cpu_model, dev_model):
+            m.train()
+            for module in m.modules():
+                if isinstance(module, nn.Dropout):
+                    module.eval()
+        _train_step(cpu_model, x, y, autocast=False)
+        _train_step(dev_model, xd, yd, autocast=False)
+        grad_err = max(
+            (relative_error(g, r) for g, r in zip(_grads(dev_model), _grads(cpu_model),
+                                                  strict=True)),
+            default=0.0,
+        )
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+
+    # Train mode, bf16 autocast + channels_last: finite loss and gradients.
+    dev_model.train()
+    dev_model.to(memory_format=torch.channels_last)
+    loss = _train_step(dev_model, xd.contiguous(memory_format=torch.channels_last), yd,
+                       autocast=True)
+    finite = bool(torch.isfinite(loss).item()) and all(
+        bool(torch.isfinite(g).all()) for g in _grads(dev_model)
+    )
+
+    fast = _throughput(dev_model, device, batch, iters, repeats, fast=True, seed=seed)
+    slow = _throughput(dev_model, device, batch, iters, repeats, fast=False, seed=seed)
+    return Outcome(sample, params, macs, fp32_err, bf16_err, grad_err, finite, fast, slow)
+
+
+def _rate(rates: tuple[float, ...]) -> str:
+    med = statistics.median(rates)
+    return f"{med:>9,.0f} [{min(rates):,.0f}-{max(rates):,.0f}]"
+
+
+def print_table(outcomes: list[Outcome]) -> None:
+    header = (
+        f"{'source':<13} {'params':>10} {'MACs':>13} {'fp32 err':>9} {'bf16 err':>9} "
+        f"{'grad err':>9} {'bf16+CL img/s [min-max]':>27} {'fp32 img/s [min-max]':>27} "
+        f"{'ratio':>6}  status"
+    )
+    print(header)
+    print("-" * len(header))
+    for o in outcomes:
+        ratio = statistics.median(o.fast) / statistics.median(o.slow)
+        status = "ok" if not o.failures else "FAIL: " + "; ".join(o.failures)
+        print(
+            f"{o.sample.source:<13} {o.params:>10,} {o.macs:>13,} {o.fp32_err:>9.1e} "
+            f"{o.bf16_err:>9.1e} {o.grad_err:>9.1e} {_rate(o.fast):>27} {_rate(o.slow):>27} "
+            f"{ratio:>5.2f}x  {status}"
+        )
+    print()
+    for i, o in enumerate(outcomes):
+        print(f"[{i}] {o.sample.source}: {o.sample.resolved.network_text()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
+    parser.add_argument("--per-grammar", type=int, default=3, help="networks per grammar")
+    parser.add_argument("--batch", type=int, default=256, help="batch size for the timing")
+    parser.add_argument("--iters", type=int, default=10, help="train steps per timed repeat")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per setting")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(
+            f"gpu_check: no CUDA device: PyTorch {torch.__version__} "
+            f"(built for CUDA {torch.version.cuda}) sees none, so nothing was checked",
+            file=sys.stderr,
+        )
+        return 2
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        print(f"device: {props.name}, {props.total_memory / 1e9:.1f} GB; PyTorch "
+              f"{torch.__version__}, CUDA {torch.version.cuda}, cuDNN "
+              f"{torch.backends.cudnn.version()}")
+    else:
+        print(f"device: {device} (smoke test: timings are not meaningful); PyTorch "
+              f"{torch.__version__}")
+    print(f"input {'x'.join(map(str, INPUT_SHAPE))}, {NUM_CLASSES} classes; timing batch "
+          f"{args.batch}, {args.repeats} repeats x {args.iters} train steps (forward + backward)")
+    print(f"tolerances: fp32 {FP32_TOL:g}, bf16 {BF16_TOL:g}, gradients {GRAD_TOL:g} "
+          f"(max |device - CPU float32| / max |CPU float32|)")
+    print()
+
+    import grammars
+
+    rng = np.random.default_rng(args.seed)
+    samples = [Sample("reference", REFERENCE, resolve(parse_arch(REFERENCE), INPUT_SHAPE,
+                                                       NUM_CLASSES))]
+    for name in grammars.names():
+        for phenotype in sample_phenotypes(name, args.per_grammar, rng):
+            samples.append(
+                Sample(name, phenotype, resolve(parse_arch(phenotype), INPUT_SHAPE, NUM_CLASSES))
+            )
+    started = time.perf_counter()
+    outcomes = [
+        check_network(s, device, args.batch, args.iters, args.repeats, args.seed + i)
+        for i, s in enumerate(samples)
+    ]
+    print_table(outcomes)
+    failed = [o for o in outcomes if o.failures]
+    print()
+    print(f"{len(outcomes) - len(failed)}/{len(outcomes)} networks passed in "
+          f"{time.perf_counter() - started:.1f} s; ratio = median bf16+channels_last img/s / "
+          f"median fp32 NCHW img/s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

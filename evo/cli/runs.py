@@ -1,0 +1,323 @@
+"""``evo runs``, ``evo show`` and ``evo retrain``: living with runs after (or while) they search.
+
+Thin: the facts come from :mod:`evo.runs`, :mod:`evo.show` and :mod:`evo.retrain`; this module
+parses options and prints rich tables (or ``--json``). torch is imported only inside the
+commands that need it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("runs")(runs)
+    app.command("show")(show)
+    app.command("retrain")(retrain)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(width=max(100, Console().width))
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+def _count(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _ago(stamp: float | None) -> str:
+    if not stamp:
+        return "-"
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+    minutes = (time.time() - stamp) / 60
+    if minutes < 1:
+        ago = "just now"
+    elif minutes < 120:
+        ago = f"{minutes:.0f} min ago"
+    elif minutes < 48 * 60:
+        ago = f"{minutes / 60:.0f} h ago"
+    else:
+        ago = f"{minutes / 1440:.0f} days ago"
+    return f"{when} ({ago})"
+
+
+# ---------------------------------------------------------------- evo runs
+
+_STATUS_STYLE = {"running": "bold green", "finished": "cyan", "interrupted": "yellow",
+                 "busy": "magenta", "unreadable": "red"}
+
+
+def runs(
+    directory: Path = typer.Argument(Path("runs"), help="Folder holding run folders."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Every run under DIR: status, generations, evaluations, best accuracy, smallest model.
+
+    Status: running (its process holds the run lock), finished, interrupted (resume it with
+    evo search --resume), busy (finished; another command is writing to it).
+    """
+    from evo.runs import list_runs
+
+    summaries = list_runs(directory)
+    if as_json:
+        typer.echo(json.dumps([s.to_dict() for s in summaries], indent=2))
+        return
+    if not summaries:
+        typer.echo(f"no runs under {directory}")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Runs under {directory} ({len(summaries)})")
+    for col, justify in (("run", "left"), ("status", "left"), ("grammar / dataset", "left"),
+                         ("generations", "right"), ("trained", "right"),
+                         ("best val acc", "right"), ("smallest (params)", "right"),
+                         ("last update", "left")):
+        table.add_column(col, justify=justify, overflow="fold")
+    for s in summaries:
+        style = _STATUS_STYLE.get(s.status, "")
+        gens = "-" if s.generations_done is None else \
+            f"{s.generations_done} of {s.generations_planned}"
+        best = _pct(s.best_accuracy)
+        if s.best_accuracy_images:
+            best += f" of {s.best_accuracy_images}"
+        what = f"{s.grammar or '?'} / {s.dataset or '?'}" if s.status != "unreadable" else \
+            (s.note or "")
+        table.add_row(s.path, f"[{style}]{s.status}[/{style}]" if style else s.status, what,
+                      gens, str(s.evaluations), best, _count(s.smallest_params),
+                      _ago(s.last_update))
+    _console().print(table)
+
+
+# ---------------------------------------------------------------- evo show
+
+
+def show(
+    run_dir: Path = typer.Argument(..., help="Run folder written by evo search."),
+    member: int = typer.Argument(..., help="Member id (as in evo front)."),
+    torch_code: bool = typer.Option(False, "--torch", help="Print standalone PyTorch source "
+                                    "of the member's network instead (redirect it to a .py)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Everything about one member: phenotype, layers, recipe, metrics, history.
+
+    Also its retrains, exports and measurements; --torch prints standalone PyTorch source.
+    """
+    if torch_code and not as_json:
+        from evo.show import member_torch_source
+
+        sys.stdout.write(member_torch_source(run_dir, member))
+        return
+    from evo.show import member_details, member_torch_source
+
+    details = member_details(run_dir, member)
+    if as_json:
+        if torch_code:
+            details["torch_source"] = member_torch_source(run_dir, member)
+        typer.echo(json.dumps(details, indent=2, default=str))
+        return
+    _print_member(details)
+
+
+def _print_member(d: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console = _console()
+    ev = d["evaluation"] or {}
+    hist = d["history"]
+    console.rule(f"member {d['member']} of {d['run_dir']}")
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column(overflow="fold")
+    summary.add_row("phenotype", " ".join((d["phenotype"] or "(none)").split()))
+    if d["network"]:
+        summary.add_row("network (resolved)", d["network"]["canonical_text"])
+    if d["reason"]:
+        summary.add_row("invalid", d["reason"])
+    g = d["genome"]
+    summary.add_row("genome", f"{g['length']} codons, {g['used_codons']} used, tree depth "
+                    f"{g['tree_depth']}, {g['tree_nodes']} nodes")
+    parents = ", ".join(
+        f"{p['member']} (gen {p['generation']}, val acc {_pct(p['val_accuracy'])})"
+        for p in hist["parents"]) or "none"
+    summary.add_row("history", f"born in generation {hist['generation']} ({hist['origin']}); "
+                    f"parents: {parents}")
+    survived = hist["survived_generations"]
+    summary.add_row("survived", ("generations " + ", ".join(map(str, survived))) if survived
+                    else "no generation")
+    summary.add_row("on last front", "yes" if hist["on_last_front"] else "no")
+    if hist["same_network_as"]:
+        summary.add_row("same network as", ", ".join(map(str, hist["same_network_as"])))
+    if hist["children"]:
+        summary.add_row("children", ", ".join(map(str, hist["children"])))
+    if ev:
+        m = ev["metrics"]
+        acc = m.get("val_accuracy")
+        acc_text = "-" if acc is None else (f"{acc:.2%} ({m.get('val_correct')} of "
+                                           f"{m.get('val_total')} validation images)")
+        summary.add_row("evaluation", f"{ev['status']}{': ' + ev['reason'] if ev['reason'] else ''}"
+                        f" ({ev['source']}, member {ev['evaluated_as_member']})")
+        summary.add_row("validation accuracy", acc_text)
+        summary.add_row("weights", ev["weights"] or "-")
+    console.print(summary)
+
+    if d["network"]:
+        net = d["network"]
+        table = Table(title=f"Layers for {net['dataset']} input "
+                            f"{'x'.join(map(str, net['input_shape']))} (C x H x W), "
+                            f"{net['num_classes']} classes")
+        for col, justify in (("#", "right"), ("layer", "left"), ("output (C x H x W)", "left"),
+                             ("params", "right"), ("MACs", "right")):
+            table.add_column(col, justify=justify)
+        for row in net["layers"]:
+            table.add_row(str(row["index"]), row["layer"],
+                          "x".join(map(str, row["output_shape"])), f"{row['params']:,}",
+                          f"{row['macs']:,}")
+        table.add_row("", "total", "", f"{net['params']:,}", f"{net['macs']:,}")
+        console.print(table)
+        recipe = Table(title="Training recipe")
+        recipe.add_column("setting")
+        recipe.add_column("value")
+        for key, value in net["recipe"].items():
+            recipe.add_row(key, str(value))
+        recipe.add_row("epochs budget (search)", f"{d['budget']['epochs']} x epochs_mult")
+        console.print(recipe)
+        for note in net["resolution_notes"] + net["dropped"]:
+            console.print(f"note: {note}")
+    elif d["no_network"]:
+        console.print(f"no layer table: {d['no_network']}")
+
+    if ev:
+        metrics = Table(title="Recorded evaluation metrics")
+        metrics.add_column("metric")
+        metrics.add_column("value", overflow="fold")
+        for key, value in sorted(ev["objectives"].items()):
+            metrics.add_row(f"objective {key}", _metric(key, value))
+        for key, value in sorted(ev["metrics"].items()):
+            metrics.add_row(key, _metric(key, value))
+        for key in ("device", "threads", "seconds"):
+            if ev.get(key) is not None:
+                metrics.add_row(key, _metric(key, ev[key]))
+        console.print(metrics)
+
+    if d["retrains"]:
+        table = Table(title="Retrains (train+validation, scored on the test split)")
+        for col in ("retrain", "epochs", "seeds", "test acc mean", "spread (sample std)",
+                    "per seed", "test images", "weights"):
+            table.add_column(col)
+        for r in d["retrains"]:
+            table.add_row(str(r["retrain"]), str(r["epochs"]), str(r["seeds"]),
+                          _pct(r["test_accuracy_mean"]),
+                          f"{r['test_accuracy_std'] * 100:.2f} points",
+                          ", ".join(_pct(a) for a in r["test_accuracies"]),
+                          str(r["test_images"]), r["weights"] or "-")
+        console.print(table)
+    for name in ("exports", "measurements"):
+        if d[name]:
+            table = Table(title=name.capitalize())
+            keys = [k for k in d[name][0] if k not in ("individual_id",)]
+            for key in keys:
+                table.add_column(key, overflow="fold")
+            for row in d[name]:
+                table.add_row(*[_metric(k, row.get(k)) for k in keys])
+            console.print(table)
+
+
+def _metric(key: str, value: Any) -> str:
+    """A recorded value with its unit where the name says it."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if key.endswith("accuracy"):
+            return f"{value:.4f} ({value:.2%})"
+        if key.endswith("seconds") or key == "seconds":
+            return f"{value:.2f} s"
+        if key.endswith("_ms"):
+            return f"{value:.3f} ms"
+        if key in ("params", "macs"):
+            return f"{value:,.0f}"
+        return f"{value:.6g}"
+    if isinstance(value, int) and key.endswith("bytes"):
+        return f"{value:,} bytes ({value / 1e6:.3f} MB)"
+    if isinstance(value, list) and value and all(isinstance(v, float) for v in value):
+        return ", ".join(f"{v:.4g}" for v in value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+# ---------------------------------------------------------------- evo retrain
+
+
+def retrain(
+    run_dir: Path = typer.Argument(..., help="Run folder written by evo search."),
+    member: Optional[list[int]] = typer.Option(  # noqa: UP045 (typer reads typing.Optional)
+        None, "--member", help="Member id to retrain; repeat for several (default: the front)."),
+    epochs: Optional[int] = typer.Option(  # noqa: UP045
+        None, "--epochs", help="Training epochs (default: the run's --final-epochs, else its "
+        "--epochs), times the recipe's multiplier."),
+    seeds: int = typer.Option(1, "--seeds", help="Independent trainings per member; the "
+                              "first one's weights become the retrained checkpoint."),
+    device: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--device", help="auto, cpu, cuda, cuda:N (default: the run's)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (progress "
+                                 "lines go to stderr)."),
+) -> None:
+    """Retrain members on train+validation and record their test accuracy.
+
+    Mean and spread over seeds, with the number of test images behind each figure. Takes the
+    run lock: exits 2 with "run in progress" while a search (or another retrain) runs.
+    """
+    from evo.postsearch import retrain_printer
+    from evo.retrain import retrain as run_retrain
+
+    def say(text: str) -> None:
+        typer.echo(text, err=as_json)
+
+    outcomes = run_retrain(run_dir, member or None, epochs=epochs, seeds=seeds, device=device,
+                           listener=retrain_printer(say))
+    if as_json:
+        typer.echo(json.dumps([o.to_dict() for o in outcomes], indent=2, default=str))
+    else:
+        _print_retrains(run_dir, outcomes)
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _print_retrains(run_dir: Path, outcomes: list[Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Retrained members of {run_dir} (train+validation, scored on test)")
+    for col, justify in (("member", "right"), ("params", "right"), ("val acc", "right"),
+                         ("test acc mean", "right"), ("spread", "right"), ("per seed", "left"),
+                         ("epochs", "right"), ("weights", "left")):
+        table.add_column(col, justify=justify, overflow="fold")
+    totals = set()
+    for o in outcomes:
+        val = _pct(o.val_accuracy) + (f" of {o.val_images}" if o.val_images else "")
+        r = o.record
+        if o.status == "failed" or r is None:
+            table.add_row(str(o.member), _count(o.params), val, f"failed: {o.reason}", "", "",
+                          "", "")
+            continue
+        totals.add(r.test_total)
+        spread = f"± {r.test_accuracy_std * 100:.2f} points" if r.seeds > 1 else "(1 seed)"
+        table.add_row(str(o.member), _count(o.params), val,
+                      f"{r.test_accuracy_mean:.2%} of {r.test_total}", spread,
+                      ", ".join(_pct(a) for a in r.accuracies), str(r.epochs), r.weights or "-")
+    console = _console()
+    console.print(table)
+    for total in sorted(totals):
+        console.print(f"Each test figure rests on {total} images: one image moves accuracy by "
+                      f"{100 / total:.2f} points; spread is the sample standard deviation over "
+                      "seeds.")

@@ -1,0 +1,323 @@
+"""Retrain chosen members on train + validation and score them on the test split.
+
+Why a separate step: the search ranks candidates by validation accuracy after a short budget,
+so validation accuracy is both noisy and (through selection) optimistically biased. The test
+split never influenced any choice; a retrain scored on it is the honest figure for the members
+a user keeps. Training with several seeds shows how much of a difference between members is
+training noise alone; the first seed's weights become the member's retrained checkpoint (the
+one export uses), the other seeds only add statistics.
+
+Every figure carries the number of test images behind it: digits has a few hundred, so one
+image moves accuracy by a third of a percent and differences below that are not differences.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evo.config import SearchConfig
+from evo.errors import EvoError
+from evo.search import front_of
+from evo.store import Individual, RunStore
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class RetrainRecord:
+    """One row of the ``retrains`` table: a member retrained with ``seeds`` seeds."""
+
+    id: int
+    member: int
+    epochs: int
+    seeds: int
+    test_accuracy_mean: float
+    test_accuracy_std: float
+    test_correct: tuple[int, ...]
+    test_total: int
+    weights: str | None
+    metrics: dict[str, Any]
+    created: float
+
+    @property
+    def accuracies(self) -> tuple[float, ...]:
+        """Test accuracy of each seed, in seed order."""
+        return tuple(c / self.test_total for c in self.test_correct)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "retrain": self.id, "member": self.member, "epochs": self.epochs,
+            "seeds": self.seeds, "test_accuracy_mean": self.test_accuracy_mean,
+            "test_accuracy_std": self.test_accuracy_std,
+            "test_accuracies": list(self.accuracies), "test_correct": list(self.test_correct),
+            "test_images": self.test_total, "weights": self.weights,
+            "metrics": self.metrics, "created": self.created,
+        }
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """What happened to one requested member: ``ok``, ``failed`` (a seed's training failed;
+    nothing recorded) or ``skipped`` (already retrained with this budget)."""
+
+    member: int
+    status: str
+    reason: str | None = None
+    record: RetrainRecord | None = None
+    params: float | None = None
+    val_accuracy: float | None = None
+    val_images: int | None = None
+    per_seed: tuple[dict[str, Any], ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"member": self.member, "status": self.status, "reason": self.reason,
+                "params": self.params, "val_accuracy": self.val_accuracy,
+                "val_images": self.val_images,
+                "retrain": self.record.to_dict() if self.record else None}
+
+
+def retrain_seed(run_seed: int, key: str, index: int) -> int:
+    """Training seed of retrain seed ``index`` of one network: derived (sha256 of run seed,
+    evaluation key and index, 63 bits) so a retrain repeats exactly on CPU."""
+    digest = hashlib.sha256(f"{int(run_seed)}:{key}:retrain:{int(index)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def retrained_path(run_dir: Path, member: int) -> Path:
+    return run_dir / "models" / f"retrained-{member}.pt"
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _record(row: Any) -> RetrainRecord:
+    return RetrainRecord(
+        id=row["id"], member=row["individual_id"], epochs=row["epochs"], seeds=row["seeds"],
+        test_accuracy_mean=row["test_accuracy_mean"], test_accuracy_std=row["test_accuracy_std"],
+        test_correct=tuple(json.loads(row["test_correct"])), test_total=row["test_total"],
+        weights=row["weights"], metrics=json.loads(row["metrics"]), created=row["created"],
+    )
+
+
+def retrain_records(store: RunStore, member: int | None = None) -> list[RetrainRecord]:
+    """Retrain rows, oldest first; ``member`` narrows them to one network (every individual
+    that shares the member's evaluation key counts: it is the same network)."""
+    if member is None:
+        rows = store.conn.execute("SELECT * FROM retrains ORDER BY id").fetchall()
+        return [_record(r) for r in rows]
+    ind = store.individual(member)
+    if ind is None or ind.eval_key is None:
+        return []
+    rows = store.conn.execute(
+        "SELECT r.* FROM retrains r JOIN individuals i ON i.id = r.individual_id"
+        " WHERE i.eval_key = ? ORDER BY r.id", (ind.eval_key,)).fetchall()
+    return [_record(r) for r in rows]
+
+
+def latest_retrains(store: RunStore) -> dict[str, RetrainRecord]:
+    """The newest retrain of each network, by evaluation key."""
+    rows = store.conn.execute(
+        "SELECT r.*, i.eval_key AS eval_key FROM retrains r"
+        " JOIN individuals i ON i.id = r.individual_id ORDER BY r.id").fetchall()
+    return {r["eval_key"]: _record(r) for r in rows if r["eval_key"] is not None}
+
+
+def retrained_weights(store: RunStore, member: int) -> Path | None:
+    """The member's retrained checkpoint (newest retrain that kept weights), if any."""
+    for record in reversed(retrain_records(store, member)):
+        if record.weights:
+            path = store.run_dir / record.weights
+            if path.is_file():
+                return path
+    return None
+
+
+# ---------------------------------------------------------------- choosing members
+
+
+def member_ids_hint(store: RunStore) -> str:
+    count = store.count_individuals()
+    return f"member ids of this run are 1 to {count}" if count else "this run has no members yet"
+
+
+def chosen_members(store: RunStore, members: Sequence[int] | None) -> list[Individual]:
+    """The requested members (default: the front), one per network, each with a successful
+    evaluation; unknown, invalid or failed members are user errors naming the valid ids."""
+    if not members:
+        front = [ind for ind, _ev in front_of(store)]
+        if not front:
+            raise EvoError(f"{store.run_dir}: the run has no front yet",
+                           "wait for the first generation to finish, or pass --member ID")
+        return front
+    evaluations = store.evaluations()
+    chosen, keys = [], set()
+    for member in members:
+        ind = store.individual(int(member))
+        if ind is None:
+            raise EvoError(f"{store.run_dir}: no member {member}", member_ids_hint(store))
+        ev = evaluations.get(ind.eval_key or "")
+        if ev is None or ev.status != "ok":
+            why = ind.reason or (ev.reason if ev else "not evaluated yet")
+            raise EvoError(f"{store.run_dir}: member {member} has no trained network to retrain "
+                           f"({why})", "pick a member with a validation accuracy (evo front)")
+        if ind.eval_key not in keys:
+            keys.add(ind.eval_key)
+            chosen.append(ind)
+    return chosen
+
+
+# ---------------------------------------------------------------- retraining
+
+
+def _dataset_for_run(store: RunStore, config: SearchConfig) -> Any:
+    from evo.problem import dataset_for
+
+    described = (store.meta("problem") or {}).get("dataset")
+    if not described:
+        raise EvoError(f"{store.run_dir}: this run has no dataset (a synthetic test problem)",
+                       "retrain members of a run that trained networks")
+    dataset = dataset_for(config.dataset, config.data_dir, config.seed)
+    if dataset.fingerprint != described.get("fingerprint"):
+        raise EvoError(f"{store.run_dir}: the dataset {config.dataset!r} differs from the one "
+                       "the run was searched on (fingerprint changed)",
+                       "retrain on the machine and data the run used")
+    return dataset
+
+
+def retrain(
+    run_dir: Path,
+    members: Sequence[int] | None = None,
+    *,
+    epochs: int | None = None,
+    seeds: int = 1,
+    device: str | None = None,
+    skip_done: bool = False,
+    listener: Listener | None = None,
+) -> list[RetrainOutcome]:
+    """Retrain ``members`` (default: the front) for ``epochs`` (default: the run's
+    ``final-epochs``, else its ``epochs``) with ``seeds`` seeds each, and record the test
+    accuracy in run.db. Holds the run lock throughout (a running search makes this raise
+    "run in progress"). ``skip_done`` leaves members that already have a retrain with this
+    many epochs and at least this many seeds (what ``evo search --final-epochs`` does on
+    resume). ``listener`` receives ``retrain_start``, ``epoch``, ``retrain_seed`` and
+    ``retrain_done`` events."""
+    if seeds < 1:
+        raise EvoError(f"--seeds must be at least 1, got {seeds}", "e.g. --seeds 3")
+    if epochs is not None and epochs < 1:
+        raise EvoError(f"--epochs must be at least 1, got {epochs}", "e.g. --epochs 20")
+    store = RunStore.open(Path(run_dir), write=True)
+    try:
+        config = SearchConfig.from_dict(store.meta("config"))
+        chosen = chosen_members(store, members)
+        budget_epochs = epochs or config.final_epochs or config.epochs
+        dataset = _dataset_for_run(store, config)
+        outcomes = []
+        for ind in chosen:
+            outcome = _retrain_one(store, config, dataset, ind, budget_epochs, seeds,
+                                   device or config.device, skip_done, listener)
+            outcomes.append(outcome)
+            if listener:
+                listener("retrain_done", {"outcome": outcome})
+        return outcomes
+    finally:
+        store.close()
+
+
+def _already_done(store: RunStore, ind: Individual, epochs: int,
+                  seeds: int) -> RetrainRecord | None:
+    for record in reversed(retrain_records(store, ind.id)):
+        if record.epochs == epochs and record.seeds >= seeds:
+            return record
+    return None
+
+
+def _retrain_one(store: RunStore, config: SearchConfig, dataset: Any, ind: Individual,
+                 epochs: int, seeds: int, device: str, skip_done: bool,
+                 listener: Listener | None) -> RetrainOutcome:
+    from evo.arch import parse_arch, resolve
+    from evo.checkpoint import save_checkpoint
+    from evo.train import TrainBudget, train_final
+
+    assert ind.eval_key is not None
+    ev = store.evaluation(ind.eval_key)
+    assert ev is not None
+    facts = {"params": ev.objectives.get("params"), "val_accuracy": ev.metrics.get("val_accuracy"),
+             "val_images": ev.metrics.get("val_total")}
+    if skip_done:
+        done = _already_done(store, ind, epochs, seeds)
+        if done is not None:
+            return RetrainOutcome(ind.id, "skipped", f"already retrained (retrain {done.id})",
+                                  done, **facts)
+    resolved = resolve(parse_arch(ind.phenotype or ""), dataset.input_shape, dataset.num_classes)
+    budget = TrainBudget(epochs=epochs)
+    per_seed: list[dict[str, Any]] = []
+    weights: str | None = None
+    for index in range(seeds):
+        seed = retrain_seed(config.seed, ind.eval_key, index)
+        if listener:
+            listener("retrain_start", {"member": ind.id, "seed_index": index, "seeds": seeds,
+                                       "epochs": budget.epochs_for(resolved.recipe.epochs_mult)})
+        progress = None
+        if listener:
+            def progress(data: dict[str, Any], member: int = ind.id) -> None:
+                listener("epoch", {"member": member, **data})
+        out = train_final(resolved, dataset, budget, device=device, threads=config.threads,
+                          seed=seed, progress=progress)
+        if not out.ok:
+            return RetrainOutcome(ind.id, "failed", f"seed {index + 1} of {seeds}: {out.reason}",
+                                  None, per_seed=tuple(per_seed), **facts)
+        m = out.metrics
+        entry = {"seed": seed, "test_accuracy": m["test_accuracy"],
+                 "test_correct": m["test_correct"], "epochs_run": m["epochs_run"],
+                 "final_loss": m["loss_curve"][-1] if m["loss_curve"] else None,
+                 "seconds": m["seconds"], "device": m["device"]}
+        per_seed.append(entry)
+        if listener:
+            listener("retrain_seed", {"member": ind.id, "seed_index": index, "seeds": seeds,
+                                      "test_total": m["test_total"], **entry})
+        if index == 0 and out.state_dict is not None:
+            path = retrained_path(store.run_dir, ind.id)
+            save_checkpoint(
+                path, resolved.canonical_text(), dataset.input_shape, dataset.num_classes,
+                dataset.mean, dataset.std, dataset.class_names, out.state_dict,
+                metadata={"member": ind.id, "eval_key": ind.eval_key, "retrain_epochs": epochs,
+                          "seed": seed, "trained_on": "train+val",
+                          "test_accuracy": m["test_accuracy"], "test_total": m["test_total"]})
+            weights = str(path.relative_to(store.run_dir))
+    record = _record_retrain(store, ind, epochs, per_seed, int(out.metrics["test_total"]),
+                             weights, dataset, device)
+    return RetrainOutcome(ind.id, "ok", None, record, per_seed=tuple(per_seed), **facts)
+
+
+def _record_retrain(store: RunStore, ind: Individual, epochs: int,
+                    per_seed: list[dict[str, Any]], total: int, weights: str | None,
+                    dataset: Any, device: str) -> RetrainRecord:
+    accuracies = [s["test_accuracy"] for s in per_seed]
+    mean = statistics.fmean(accuracies)
+    std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+    metrics = {
+        "per_seed": per_seed, "trained_on": "train+val",
+        "train_images": len(dataset.train) + len(dataset.val),
+        "dataset_fingerprint": dataset.fingerprint, "device_requested": device,
+        "std_kind": "sample standard deviation over seeds (0 for one seed)",
+    }
+    correct = [int(s["test_correct"]) for s in per_seed]
+    with store.transaction() as conn:
+        # Only the newest retrain of a network owns the checkpoint file (it was overwritten).
+        if weights is not None:
+            conn.execute("UPDATE retrains SET weights = NULL WHERE weights = ?", (weights,))
+        cur = conn.execute(
+            "INSERT INTO retrains (individual_id, epochs, seeds, test_accuracy_mean,"
+            " test_accuracy_std, test_correct, test_total, weights, metrics, created)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (ind.id, epochs, len(per_seed), mean, std, json.dumps(correct), total, weights,
+             json.dumps(metrics, sort_keys=True), time.time()))
+        row = conn.execute("SELECT * FROM retrains WHERE id = ?", (cur.lastrowid,)).fetchone()
+    return _record(row)

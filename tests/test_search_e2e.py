@@ -1,0 +1,132 @@
+"""End-to-end searches through the `evo` command, training real networks on digits."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests._search_helpers import snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--grammar", "cnn_topology", "--population", "4", "--generations", "1", "--epochs", "1",
+         "--no-export", "--no-bench", "--seed", "5"]
+
+
+def evo(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "evo", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def serial_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("e2e") / "serial"
+    out = evo("search", *SMALL, "--run-dir", str(run_dir))
+    assert out.returncode == 0, out.stderr
+    assert "Pareto front" in out.stdout
+    return run_dir
+
+
+def test_cli_search_trains_real_networks_and_prints_a_front(serial_run):
+    out = evo("front", str(serial_run), "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["status"] == "finished" and data["front"]
+    for member in data["front"]:
+        assert 0.0 < member["val_accuracy"] <= 1.0
+        assert member["params"] > 0 and member["macs"] > 0
+        assert (serial_run / member["weights"]).is_file()
+    assert sorted(os.listdir(serial_run)) == [".lock", "config.toml", "models", "run.db"]
+
+
+def test_workers_give_results_identical_to_serial(serial_run, tmp_path):
+    run_dir = tmp_path / "workers"
+    out = evo("search", *SMALL, "--workers", "2", "--run-dir", str(run_dir))
+    assert out.returncode == 0, out.stderr
+    a, b = snapshot(serial_run), snapshot(run_dir)
+    assert a == b
+
+
+def _evaluations(run_dir: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{run_dir / 'run.db'}?mode=ro", uri=True, timeout=5)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+def test_ctrl_c_stops_cleanly_with_exit_130_and_resume_finishes(tmp_path):
+    run_dir = tmp_path / "interrupted"
+    args = ["search", "--grammar", "cnn_topology", "--population", "6", "--generations", "2",
+            "--epochs", "2", "--no-export", "--no-bench", "--workers", "2",
+            "--run-dir", str(run_dir)]
+    proc = subprocess.Popen([sys.executable, "-m", "evo", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while _evaluations(run_dir) < 1 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                              text=True).stdout.split()
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    saved = _evaluations(run_dir)
+    assert saved >= 1
+    conn = sqlite3.connect(run_dir / "run.db")
+    assert json.loads(conn.execute("SELECT value FROM meta WHERE key='status'").fetchone()[0]) \
+        == "interrupted"
+    conn.close()
+    time.sleep(0.5)
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists() or \
+            Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    out = evo("search", "--resume", str(run_dir))
+    assert out.returncode == 0, out.stderr
+    assert _evaluations(run_dir) >= saved
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--grammar", "no_such"], "unknown grammar"),
+        (["--dataset", "no_such"], "unknown dataset"),
+        (["--objectives", "error,weight"], "unknown objective"),
+        (["--constraint", "params<<5"], "constraint"),
+        (["--constraint", "params<=5ms"], "unit"),
+        (["--population", "1"], "--population"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, words):
+    out = evo("search", *args, "--run-dir", str(tmp_path / "r"), timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert words in out.stderr
+    assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
+
+
+def test_second_process_on_a_running_run_and_corrupt_db(tmp_path, serial_run):
+    from evo.store import RunStore
+
+    holder = RunStore.open(serial_run, write=True)
+    try:
+        out = evo("search", "--resume", str(serial_run), timeout=120)
+        assert out.returncode == 2 and "run in progress" in out.stderr
+    finally:
+        holder.close()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "run.db").write_bytes(b"garbage" * 1000)
+    out = evo("search", "--resume", str(broken), timeout=120)
+    assert out.returncode == 2 and "not a readable evo run database" in out.stderr
+    out = evo("front", str(tmp_path / "nowhere"), timeout=120)
+    assert out.returncode == 2 and "no run here" in out.stderr
