@@ -301,7 +301,46 @@ def load_dataset(
     if test_path is not None:
         raw = _override_test(raw, Path(test_path).expanduser())
         test_sha = hashlib.sha256(raw.x_test.tobytes() + raw.y_test.tobytes()).hexdigest()
+    return _prepare(raw, name, seed, default_flip if hflip is None else bool(hflip), test_sha)
 
+
+def from_arrays(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    name: str = "arrays",
+    class_names: tuple[str, ...] | None = None,
+    x_test: np.ndarray | None = None,
+    y_test: np.ndarray | None = None,
+    seed: int = 0,
+    hflip: bool = False,
+) -> Dataset:
+    """A ``Dataset`` from in-memory arrays (``.npz`` rules: ``(N, H, W[, C])`` or
+    ``(N, C, H, W)``, uint8 or float pixels, integer labels), split and normalised like any
+    other; the fingerprint hashes the array bytes. For notebooks and synthetic checks."""
+    from evo.datasets.npz import as_images, as_labels
+
+    hint = "pass images shaped (N, H, W[, C]) or (N, C, H, W) and one integer label per image"
+    images, labels = as_images(np.asarray(x), name, hint), as_labels(np.asarray(y), name, hint)
+    test = None
+    if x_test is not None and y_test is not None:
+        test = (as_images(np.asarray(x_test), name, hint),
+                as_labels(np.asarray(y_test), name, hint))
+    digest = hashlib.sha256()
+    for array in (images, labels, *(test or ())):
+        digest.update(repr((array.dtype.str, array.shape)).encode() + array.tobytes())
+    if class_names is None:
+        highest = max(int(labels.max(initial=0)), int(test[1].max(initial=0)) if test else 0)
+        class_names = tuple(str(i) for i in range(highest + 1))
+    raw = RawImages(x=images, y=labels, class_names=tuple(class_names), source=name,
+                    source_sha256=digest.hexdigest(),
+                    x_test=test[0] if test else None, y_test=test[1] if test else None
+                    ).checked(hint)
+    return _prepare(raw, name, seed, hflip, None)
+
+
+def _prepare(raw: RawImages, name: str, seed: int, flip: bool, test_sha: str | None) -> Dataset:
+    """Split (seeded, stratified), normalise with training statistics, fingerprint."""
     rng = np.random.default_rng(seed)
     x, y = raw.x, raw.y
     official_test = raw.x_test is not None
@@ -326,7 +365,6 @@ def load_dataset(
                            f"({raw.x.shape[0]} in all)", "add more images per class")
 
     mean, std = channel_stats(x)
-    flip = default_flip if hflip is None else bool(hflip)
     input_shape = (int(x.shape[3]), int(x.shape[1]), int(x.shape[2]))
     fingerprint = _fingerprint({
         "version": _FINGERPRINT_VERSION,

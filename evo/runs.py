@@ -93,6 +93,9 @@ def summarize(run_dir: Path) -> RunSummary:
                           None, None, note=exc.message)
     try:
         config = store.meta("config") or {}
+        problem = store.meta("problem") or {}
+        dataset = (problem.get("dataset") or {}).get("name") or problem.get("problem") or \
+            config.get("dataset")
         last = store.last_generation()
         front = front_of(store) if last is not None else []
         if front:
@@ -107,7 +110,7 @@ def summarize(run_dir: Path) -> RunSummary:
             path=str(run_dir),
             status=run_status(run_dir, store.meta("status")),
             grammar=config.get("grammar"),
-            dataset=config.get("dataset"),
+            dataset=dataset,
             generations_done=last,
             generations_planned=config.get("generations"),
             evaluations=store.count_trained(),

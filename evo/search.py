@@ -141,21 +141,18 @@ class Search:
         _validate(config)
         text, source = read_grammar_text(config.grammar)
         grammar = parse_grammar(text, source)
-        store = RunStore.create(run_dir)
+        scales = tuple(default_scale(name) for name in parse_objectives(config.objectives))
+        constraints = [parse_constraint(c).to_dict() for c in config.constraint]
+        meta = {
+            "config": config.to_dict(), "grammar_text": text, "grammar_source": source,
+            "problem": problem.describe(), "objective_scales": [s.to_dict() for s in scales],
+            "constraints": constraints, "versions": _versions(), "created": time.time(),
+            "status": "running",
+        }
+        state = {"rng": np.random.default_rng(config.seed).bit_generator.state}
+        store = RunStore.create(run_dir, meta, state)
         try:
             search = cls(store, config, problem, grammar)
-            with store.transaction() as conn:
-                store.set_meta(conn, "config", config.to_dict())
-                store.set_meta(conn, "grammar_text", text)
-                store.set_meta(conn, "grammar_source", source)
-                store.set_meta(conn, "problem", problem.describe())
-                store.set_meta(conn, "objective_scales", [s.to_dict() for s in search.scales])
-                store.set_meta(conn, "constraints", [c.to_dict() for c in search.constraints])
-                store.set_meta(conn, "versions", _versions())
-                store.set_meta(conn, "created", time.time())
-                store.set_meta(conn, "status", "running")
-                store.set_state(conn, "rng", np.random.default_rng(config.seed)
-                                .bit_generator.state)
             _write_config_toml(run_dir, config)
         except BaseException:
             store.close()

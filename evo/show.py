@@ -144,16 +144,32 @@ def member_details(run_dir: Path, member: int) -> dict[str, Any]:
         store.close(checkpoint=False)
 
 
-def member_torch_source(run_dir: Path, member: int) -> str:
-    """Standalone PyTorch source of the member's network for the run's dataset."""
+def member_torch_source(run_dir: Path, member: int, *, header: bool = False) -> str:
+    """Standalone PyTorch source of the member's network for the run's dataset; ``header``
+    prepends comments naming the member's checkpoints and how to load them."""
+    from evo.retrain import retrained_weights
     from evo.torch_source import torch_source
 
     store, ind = _open_member(run_dir, member)
     try:
         _facts, resolved, why = _network(store, ind)
+        ev = store.evaluation(ind.eval_key) if ind.eval_key else None
+        retrained = retrained_weights(store, ind.id)
     finally:
         store.close(checkpoint=False)
     if resolved is None:
         raise EvoError(f"{run_dir}: member {member} has no network to write out ({why})",
                        "pick a member with a valid phenotype (evo front)")
-    return torch_source(resolved)
+    source = torch_source(resolved)
+    if not header:
+        return source
+    lines = [f"# Member {ind.id} of the evo run {run_dir} (written by `evo show --torch`)."]
+    if ev is not None and ev.weights:
+        lines.append(f"# Weights from the search: {Path(run_dir) / ev.weights}")
+    if retrained is not None:
+        lines.append(f"# Retrained weights (train+validation): {retrained}")
+    if len(lines) > 1:
+        lines += ["# evo checkpoints keep the weights under 'state_dict':",
+                  "#   model = build_model()",
+                  "#   model.load_state_dict(torch.load(PATH, weights_only=True)['state_dict'])"]
+    return "\n".join(lines) + "\n" + source

@@ -208,8 +208,10 @@ class RunStore:
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
-    def create(cls, run_dir: Path) -> RunStore:
-        """A new run in ``run_dir`` (created; must not hold a run yet), locked for writing."""
+    def create(cls, run_dir: Path, meta: dict[str, Any], state: dict[str, Any]) -> RunStore:
+        """A new run in ``run_dir``, locked for writing. The database is written complete
+        (schema, ``meta``, ``state``) under a temporary name and renamed into place, so a kill
+        at any instant leaves either no run or a whole one."""
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "models").mkdir(exist_ok=True)
@@ -224,12 +226,23 @@ class RunStore:
                            f"continue it with --resume {run_dir}, or choose another --run-dir")
         lock = RunLock(run_dir)
         lock.acquire()
-        conn = cls._connect(run_dir / DB_NAME)
-        with conn:
+        fresh = run_dir / f"{DB_NAME}.new"
+        fresh.unlink(missing_ok=True)
+        conn = sqlite3.connect(fresh, isolation_level=None)
+        try:
             conn.executescript(_SCHEMA)
+            conn.execute("BEGIN")
             conn.execute("INSERT INTO meta VALUES ('schema_version', ?)",
                          (_dumps(SCHEMA_VERSION),))
-        return cls(run_dir, conn, lock)
+            conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                             [(k, _dumps(v)) for k, v in meta.items()])
+            conn.executemany("INSERT INTO state VALUES (?, ?)",
+                             [(k, _dumps(v)) for k, v in state.items()])
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        os.replace(fresh, run_dir / DB_NAME)
+        return cls(run_dir, cls._connect(run_dir / DB_NAME), lock)
 
     @classmethod
     def open(cls, run_dir: Path, *, write: bool) -> RunStore:

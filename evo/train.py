@@ -53,8 +53,10 @@ class TrainBudget:
     """How much training a candidate gets, and the limits that turn it into a failure.
 
     ``epochs`` is multiplied by the recipe's ``epochs_mult`` (at least one epoch).
-    ``max_seconds`` caps the wall-clock time of one evaluation; it makes results depend on the
-    machine's speed (the same key can succeed on a fast machine and time out on a slow one).
+    ``max_seconds`` caps the wall-clock time of one evaluation from the data transfer on
+    (building the network and counting its MACs, which include one-off import costs, are not
+    counted); it makes results depend on the machine's speed: the same key can succeed on a
+    fast machine and time out on a slow one.
     ``max_params`` and ``max_memory_bytes`` reject networks before any training; on CUDA the
     memory budget defaults to what the device has free.
     """
@@ -354,6 +356,7 @@ class _Run:
     score_y: torch.Tensor
     split_name: str
     progress: Progress | None
+    curve: list[float] = field(default_factory=list)  # filled as epochs finish
 
 
 @contextlib.contextmanager
@@ -402,7 +405,7 @@ def _fit(run: _Run) -> list[float]:
     generator = torch.Generator(device=device)
     generator.manual_seed(run.seed)
     pad = crop_padding(run.x.shape[2])
-    curve: list[float] = []
+    curve = run.curve
     step_index = 0
     for epoch in range(1, run.epochs + 1):
         model.train()
@@ -492,7 +495,12 @@ def _evaluate(
         metrics["device_name"] = torch.cuda.get_device_name(target)
     objectives: dict[str, float] = {"error": 1.0}
 
+    run: _Run | None = None
+
     def failed(reason: str) -> EvalResult:
+        if run is not None:
+            metrics["loss_curve"] = list(run.curve)
+            metrics["epochs_run"] = len(run.curve)
         metrics["seconds"] = time.perf_counter() - started
         return EvalResult("failed", reason, dict(objectives), dict(metrics))
 
@@ -507,6 +515,7 @@ def _evaluate(
             if budget.max_params is not None and objectives["params"] > budget.max_params:
                 return failed(f"too large: {int(objectives['params'])} parameters exceed the "
                               f"budget of {budget.max_params}")
+            clock = time.perf_counter()  # the wall-clock limit starts here
             x, y = _to_device(*train_xy, target)
             score_x, score_y = _to_device(*score_xy, target)
             batch = min(recipe.batch_size, x.shape[0])
@@ -519,7 +528,7 @@ def _evaluate(
                               f"(batch {batch}), the budget is {limit / 1e6:.0f} MB")
             model = model.to(target, memory_format=torch.channels_last)
             run = _Run(model=model, recipe=recipe, device=target, x=x, y=y, epochs=epochs,
-                       hflip=dataset.hflip, seed=seed, started=started,
+                       hflip=dataset.hflip, seed=seed, started=clock,
                        max_seconds=budget.max_seconds, score_x=score_x, score_y=score_y,
                        split_name=split_name, progress=progress)
             train_started = time.perf_counter()

@@ -512,3 +512,18 @@ def test_a_zip_member_that_is_corrupt(tmp_path: Path, rng: np.random.Generator) 
     with pytest.raises(EvoError) as excinfo:
         load_dataset(path)
     assert "set.zip" in _error(excinfo)
+
+
+def test_from_arrays_matches_npz(tmp_path: Path, rng: np.random.Generator) -> None:
+    from evo.data import from_arrays
+
+    x = rng.integers(0, 256, (40, 6, 6, 3), dtype=np.uint8)
+    y = np.arange(40) % 4
+    in_memory = from_arrays(x, y, name="mine")
+    from_file = load_dataset(_npz(tmp_path / "mine.npz", x=x, y=y))
+    assert in_memory.name == "mine" and in_memory.input_shape == (3, 6, 6)
+    assert np.array_equal(in_memory.train.x, from_file.train.x)
+    assert in_memory.fingerprint == from_arrays(x, y, name="other").fingerprint
+    assert in_memory.fingerprint != from_arrays(x, (y + 1) % 4).fingerprint
+    with pytest.raises(EvoError, match="40 images but 39 labels"):
+        from_arrays(x, y[:39])

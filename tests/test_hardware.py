@@ -398,12 +398,12 @@ _BOOTSTRAP = textwrap.dedent(
     """
     import runpy, sys
 
-    BLOCKED = set({blocked!r})
+    BLOCKED = set(sys.argv[1].split(","))
 
     class Blocker:
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in BLOCKED:
-                raise ModuleNotFoundError(f"No module named {{name!r}} (blocked: edge box)")
+                raise ModuleNotFoundError(f"No module named {name!r} (blocked: edge box)")
             return None
 
     sys.meta_path.insert(0, Blocker())
@@ -416,7 +416,7 @@ _BOOTSTRAP = textwrap.dedent(
         pass
     else:
         raise SystemExit("torch could still be imported")
-    sys.argv = ["hardware", *sys.argv[1:]]
+    sys.argv = ["hardware", *sys.argv[2:]]
     try:
         runpy.run_module("hardware", run_name="__main__", alter_sys=True)
     finally:
@@ -424,12 +424,13 @@ _BOOTSTRAP = textwrap.dedent(
         if leaked:
             print("leaked:", leaked, file=sys.stderr)
     """
-).format(blocked=_BLOCKED)
+)
 
 
-def _edge_box(*args: str) -> subprocess.CompletedProcess[str]:
+def _edge_box(*args: str, blocked: tuple[str, ...] = _BLOCKED) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m hardware ARGS`` where importing any ``blocked`` top-level module fails."""
     return subprocess.run(
-        [sys.executable, "-c", _BOOTSTRAP, *args],
+        [sys.executable, "-c", _BOOTSTRAP, ",".join(blocked), *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -523,3 +524,29 @@ def test_evo_bench_bad_input_exits_2_with_one_line(
         assert caught.value.code == 2
         err = capsys.readouterr().err
         assert err.startswith("evo: error: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("missing", "present"), [("openvino", "ort:cpu"), ("onnxruntime", "ov:CPU")]
+)
+def test_runner_with_one_runtime_only(
+    tmp_path: Path, models: dict[str, Path], missing: str, present: str
+) -> None:
+    out = tmp_path / "results.json"
+    done = _edge_box(
+        "bench", str(models["onnx"]), "--protocol", "quick", "--out", str(out),
+        blocked=(*_BLOCKED, missing),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    loaded = BenchResults.load(out)
+    assert [m.target for m in loaded.measurements] == [present]
+    # Stored precision of an ONNX file needs the onnx package or OpenVINO's reader.
+    expected = "unknown" if missing == "openvino" else "FP32"
+    assert loaded.measurements[0].model.stored_precision == expected
+
+    listed = _edge_box("targets", "--json", blocked=(*_BLOCKED, missing))
+    rows = {row["target"]: row for row in json.loads(listed.stdout)}
+    assert rows[present]["available"]
+    prefix = {"openvino": "ov:", "onnxruntime": "ort:"}[missing]
+    absent = [name for name in rows if name.startswith(prefix)]
+    assert absent and all(rows[name]["status"] == f"{missing} not installed" for name in absent)

@@ -98,6 +98,7 @@ def test_timeout_is_a_failed_result(digits: Dataset) -> None:
     assert result.status == "failed"
     assert result.reason.startswith("timeout:") and "0.05 s limit" in result.reason
     assert result.metrics["seconds"] < 10
+    assert result.metrics["epochs_run"] == len(result.metrics["loss_curve"]) < 50
 
 
 def test_size_and_memory_budgets_reject_before_training(digits: Dataset) -> None:
@@ -198,6 +199,27 @@ def test_user_errors_still_raise(digits: Dataset) -> None:
     other = resolve(parse_arch(SMALL), (3, 8, 8), 10)
     with pytest.raises(EvoError, match="resolve the spec for this dataset"):
         train_candidate(other, digits, TrainBudget(epochs=1), device="cpu", seed=0)
+
+
+# The named reference phenotype of grammars/cnn_full.bnf and the genome that derives it.
+REFERENCE_GENOME = [0, 1, 0, 1, 0, 3, 1, 0, 0, 3, 1, 0, 1, 0, 0, 0, 5, 1, 0, 0, 0, 0, 1, 2, 0,
+                    3, 2, 1, 2, 1, 0, 0]
+REFERENCE = ("conv(32, k=3) bn relu conv(32, k=3) bn relu maxpool(2) conv(64, k=3) bn relu gap "
+             "dense(64) relu | optimizer=adam lr=0.003 batch_size=32 weight_decay=0.0001 "
+             "schedule=cosine label_smoothing=0 augment=off")
+
+
+@pytest.mark.slow
+def test_cnn_full_reference_reaches_95_percent_on_digits(digits: Dataset) -> None:
+    from evo.grammar import load_grammar
+    from evo.mapper import map_genome
+
+    derived = map_genome(load_grammar("cnn_full"), REFERENCE_GENOME)
+    assert derived.valid
+    assert "".join(derived.phenotype.split()) == "".join(REFERENCE.split())
+    result = train_candidate(_resolved(derived.phenotype, digits), digits, TrainBudget(epochs=5),
+                             device="cpu", threads=1, seed=0)
+    assert result.ok and result.metrics["val_accuracy"] >= 0.95
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(width=max(100, Console().width))
+    return Console(width=max(120, Console().width))
 
 
 def _pct(value: float | None) -> str:
@@ -91,12 +91,26 @@ def runs(
         best = _pct(s.best_accuracy)
         if s.best_accuracy_images:
             best += f" of {s.best_accuracy_images}"
-        what = f"{s.grammar or '?'} / {s.dataset or '?'}" if s.status != "unreadable" else \
+        what = f"{_short(s.grammar)} / {_short(s.dataset)}" if s.status != "unreadable" else \
             (s.note or "")
-        table.add_row(s.path, f"[{style}]{s.status}[/{style}]" if style else s.status, what,
+        table.add_row(_relative(s.path, directory), f"[{style}]{s.status}[/{style}]" if style else s.status, what,
                       gens, str(s.evaluations), best, _count(s.smallest_params),
                       _ago(s.last_update))
     _console().print(table)
+
+
+def _short(name: str | None) -> str:
+    """A shipped name as is, a path by its file name (the full path is in --json)."""
+    if not name:
+        return "?"
+    return Path(name).name if "/" in name else name
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root)) or "."
+    except ValueError:
+        return path
 
 
 # ---------------------------------------------------------------- evo show
@@ -116,7 +130,7 @@ def show(
     if torch_code and not as_json:
         from evo.show import member_torch_source
 
-        sys.stdout.write(member_torch_source(run_dir, member))
+        sys.stdout.write(member_torch_source(run_dir, member, header=True))
         return
     from evo.show import member_details, member_torch_source
 
@@ -206,7 +220,7 @@ def _print_member(d: dict[str, Any]) -> None:
         for key, value in sorted(ev["metrics"].items()):
             metrics.add_row(key, _metric(key, value))
         for key in ("device", "threads", "seconds"):
-            if ev.get(key) is not None:
+            if ev.get(key) is not None and key not in ev["metrics"]:
                 metrics.add_row(key, _metric(key, ev[key]))
         console.print(metrics)
 
@@ -214,7 +228,7 @@ def _print_member(d: dict[str, Any]) -> None:
         table = Table(title="Retrains (train+validation, scored on the test split)")
         for col in ("retrain", "epochs", "seeds", "test acc mean", "spread (sample std)",
                     "per seed", "test images", "weights"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")
         for r in d["retrains"]:
             table.add_row(str(r["retrain"]), str(r["epochs"]), str(r["seeds"]),
                           _pct(r["test_accuracy_mean"]),

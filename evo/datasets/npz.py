@@ -17,7 +17,8 @@ from evo.datasets._raw import RawImages, sha256_file
 from evo.errors import EvoError
 
 
-def _images(array: np.ndarray, where: str, hint: str) -> np.ndarray:
+def as_images(array: np.ndarray, where: str, hint: str) -> np.ndarray:
+    """Images as ``(N, H, W, C)``: a channel axis added or moved last, pixel type checked."""
     if array.ndim == 3:
         array = array[..., None]
     elif array.ndim == 4 and array.shape[3] not in (1, 3) and array.shape[1] in (1, 3):
@@ -32,7 +33,8 @@ def _images(array: np.ndarray, where: str, hint: str) -> np.ndarray:
     raise EvoError(f"{where}: images are {array.dtype}; expected uint8 pixels or floats", hint)
 
 
-def _labels(array: np.ndarray, where: str, hint: str) -> np.ndarray:
+def as_labels(array: np.ndarray, where: str, hint: str) -> np.ndarray:
+    """Integer labels as int64; floats are refused rather than silently truncated."""
     if not np.issubdtype(array.dtype, np.integer) and array.dtype != np.bool_:
         raise EvoError(f"{where}: labels are {array.dtype}; expected integers 0..K-1", hint)
     return array.astype(np.int64)
@@ -60,8 +62,8 @@ def load_npz(path: Path, hint: str) -> RawImages:
         if x is None or y is None:
             raise EvoError(f"{where}: has {'x' if y is None else 'y'}{split} without its "
                            f"{'y' if y is None else 'x'}{split}", hint)
-        splits[split] = (_images(x, f"{where}: x{split}", hint),
-                         _labels(y, f"{where}: y{split}", hint))
+        splits[split] = (as_images(x, f"{where}: x{split}", hint),
+                         as_labels(y, f"{where}: y{split}", hint))
     if "class_names" in arrays:
         names = arrays["class_names"]
         if names.ndim != 1 or names.dtype.kind not in "US":

@@ -1,0 +1,397 @@
+"""Export members of a run (or one evo checkpoint file) with the ``export`` library.
+
+Why this module exists: ``export/`` knows nothing of runs, so something must pick each member's
+best weights (the retrained checkpoint when one exists, else the search's), load the run's own
+dataset with the run's split seed (training samples calibrate INT8, the test split measures
+accuracy, validation drives accuracy-controlled INT8), say in every manifest where the model
+came from, and record every artifact in ``run.db``. The CLI (``evo export``) and the step after
+``evo search`` both call :func:`export_members`, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from evo.config import SearchConfig
+from evo.errors import EvoError
+from evo.store import Individual, RunStore
+
+if TYPE_CHECKING:
+    from evo.data import Dataset
+    from export.request import ExportOptions
+    from export.results import ArtifactResult, ExportReport
+
+Say = Callable[[str], None]
+EXPORT_DIR = "export"
+
+
+@dataclass(frozen=True)
+class MemberWeights:
+    """Which checkpoint of a member is exported, and why that one."""
+
+    member: int
+    eval_key: str
+    phenotype: str
+    checkpoint: Path
+    kind: str  # "retrained" or "search"
+    retrain_id: int | None = None
+    retrain_epochs: int | None = None
+
+    def source(self, run_dir: Path, dataset: Dataset) -> dict[str, Any]:
+        """The manifest's ``source``: enough to find the run, the member and the weights."""
+        try:
+            checkpoint = str(self.checkpoint.relative_to(run_dir))
+        except ValueError:
+            checkpoint = str(self.checkpoint)
+        source: dict[str, Any] = {
+            "run_dir": str(run_dir.resolve()),
+            "member": self.member,
+            "weights": self.kind,
+            "checkpoint": checkpoint,
+            "eval_key": self.eval_key,
+            "phenotype": self.phenotype,
+            "dataset": dataset.name,
+            "dataset_fingerprint": dataset.fingerprint,
+            "split_seed": dataset.split_seed,
+            "calibration_split": "train",
+            "evaluation_split": "test",
+        }
+        if self.retrain_id is not None:
+            source["retrain"] = {"id": self.retrain_id, "epochs": self.retrain_epochs,
+                                 "trained_on": "train+val"}
+        return source
+
+
+@dataclass(frozen=True)
+class ExportData:
+    """Samples an export uses, already in the normalisation the model was trained with."""
+
+    calibration: np.ndarray | None
+    evaluation: tuple[np.ndarray, np.ndarray] | None
+    validation: tuple[np.ndarray, np.ndarray] | None
+
+
+# ---------------------------------------------------------------- choosing members
+
+
+def _member_ids_hint(store: RunStore) -> str:
+    count = store.count_individuals()
+    front = sorted(ind.id for ind, _ev in _front(store))
+    ids = f"member ids of this run are 1 to {count}" if count else "this run has no members"
+    return ids + (f"; the front is {', '.join(map(str, front))}" if front else "")
+
+
+def _front(store: RunStore) -> list[tuple[Individual, Any]]:
+    from evo.search import front_of
+
+    return front_of(store)
+
+
+def choose_members(store: RunStore, members: Sequence[int] | None,
+                   front: bool = False) -> list[Individual]:
+    """The requested members plus the front when ``front`` (or when none are named), one per
+    network; unknown members and members without trained weights are user errors."""
+    chosen: list[Individual] = []
+    if front or not members:
+        chosen = [ind for ind, _ev in _front(store)]
+        if not chosen and not members:
+            raise EvoError(f"{store.run_dir}: the run has no front yet",
+                           "wait for its first generation to finish, or pass --member ID")
+    evaluations = store.evaluations()
+    for member in members or ():
+        ind = store.individual(int(member))
+        if ind is None:
+            raise EvoError(f"{store.run_dir}: no member {member}", _member_ids_hint(store))
+        ev = evaluations.get(ind.eval_key or "")
+        if ev is None or ev.status != "ok" or not ev.weights:
+            why = ind.reason or (ev.reason if ev else None) or (
+                "not evaluated yet" if ev is None else f"evaluation {ev.status}, no weights")
+            raise EvoError(f"{store.run_dir}: member {member} has no trained weights to export "
+                           f"({why})", "pick a member with a validation accuracy (evo front)")
+        chosen.append(ind)
+    unique, keys = [], set()
+    for ind in chosen:  # individuals that share an evaluation key are the same network
+        if ind.eval_key not in keys:
+            keys.add(ind.eval_key)
+            unique.append(ind)
+    return unique
+
+
+def member_weights(store: RunStore, ind: Individual) -> MemberWeights:
+    """The newest retrained checkpoint of the member's network that still exists on disk,
+    else the checkpoint the search saved for it."""
+    assert ind.eval_key is not None
+    rows = store.conn.execute(
+        "SELECT r.id, r.weights, r.epochs FROM retrains r JOIN individuals i"
+        " ON i.id = r.individual_id WHERE i.eval_key = ? AND r.weights IS NOT NULL"
+        " ORDER BY r.id DESC", (ind.eval_key,)).fetchall()
+    for row in rows:
+        path = store.run_dir / row["weights"]
+        if path.is_file():
+            return MemberWeights(ind.id, ind.eval_key, ind.phenotype or "", path, "retrained",
+                                 int(row["id"]), int(row["epochs"]))
+    ev = store.evaluation(ind.eval_key)
+    if ev is None or not ev.weights:
+        raise EvoError(f"{store.run_dir}: member {ind.id} has no trained weights to export",
+                       "pick a member with a validation accuracy (evo front)")
+    path = store.run_dir / ev.weights
+    if not path.is_file():
+        raise EvoError(f"{store.run_dir}: member {ind.id}'s weights {ev.weights} are missing",
+                       "the models/ folder was changed; retrain the member (evo retrain)")
+    return MemberWeights(ind.id, ind.eval_key, ind.phenotype or "", path, "search")
+
+
+# ---------------------------------------------------------------- data
+
+
+def run_dataset(store: RunStore, config: SearchConfig) -> Dataset:
+    """The run's dataset with the run's split seed, refused if it is not the data searched on."""
+    from evo.problem import dataset_for
+
+    described = (store.meta("problem") or {}).get("dataset")
+    if not described:
+        raise EvoError(f"{store.run_dir}: this run has no dataset (a synthetic test problem)",
+                       "export members of a run that trained networks")
+    dataset = dataset_for(config.dataset, config.data_dir, config.seed)
+    if dataset.fingerprint != described.get("fingerprint"):
+        raise EvoError(f"{store.run_dir}: the dataset {config.dataset!r} differs from the one "
+                       "the run was searched on (fingerprint changed)",
+                       "export on the machine and data the run used")
+    return dataset
+
+
+def export_data(dataset: Dataset, mean: Sequence[float], std: Sequence[float],
+                calibration_size: int, seed: int) -> ExportData:
+    """Calibration (a seeded sample of the training split), validation and test, renormalised
+    to ``mean``/``std`` when the model was trained with other statistics (a checkpoint used
+    with a dataset loaded under another split seed)."""
+    def convert(x: np.ndarray) -> np.ndarray:
+        if tuple(mean) == tuple(dataset.mean) and tuple(std) == tuple(dataset.std):
+            return x
+        shape = (1, -1, 1, 1)
+        raw = (x * np.asarray(dataset.std, np.float32).reshape(shape)
+               + np.asarray(dataset.mean, np.float32).reshape(shape))
+        return ((raw - np.asarray(mean, np.float32).reshape(shape))
+                / np.asarray(std, np.float32).reshape(shape)).astype(np.float32)
+
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.permutation(len(dataset.train))[:calibration_size])
+    return ExportData(
+        calibration=convert(dataset.train.x[picked]),
+        evaluation=(convert(dataset.test.x), dataset.test.y),
+        validation=(convert(dataset.val.x), dataset.val.y),
+    )
+
+
+# ---------------------------------------------------------------- recording
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _stored_path(run_dir: Path, path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(run_dir.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def _parity_value(row: ArtifactResult) -> float | None:
+    """The ``exports.parity`` column: the largest |artifact - torch| over all parity inputs."""
+    if row.parity is None:
+        return None
+    diffs = [row.parity.max_abs_diff_random, row.parity.max_abs_diff_samples]
+    present = [d for d in diffs if d is not None]
+    return _finite(max(present)) if present else None
+
+
+def record_report(store: RunStore, member: int, report: ExportReport,
+                  source: dict[str, Any]) -> list[int]:
+    """One ``exports`` row per artifact, in one transaction; ``details`` holds the full row."""
+    ids = []
+    data = report.to_dict()
+    with store.transaction() as conn:
+        for row, row_dict in zip(report.rows, data["rows"], strict=True):
+            details = {**row_dict, "torch_accuracy": report.torch_accuracy,
+                       "evaluation_samples": report.evaluation_samples, "source": source}
+            cur = conn.execute(
+                "INSERT INTO exports (individual_id, format, status, reason, path, bytes,"
+                " accuracy, parity, details, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (member, row.format, row.status, row.reason,
+                 _stored_path(store.run_dir, row.directory),
+                 row.size_bytes if row.files else None,
+                 None if row.accuracy is None else row.accuracy.accuracy,
+                 _parity_value(row), json.dumps(details, sort_keys=True, default=str),
+                 time.time()))
+            ids.append(int(cur.lastrowid))
+    return ids
+
+
+def latest_exports(store: RunStore) -> dict[str, dict[str, dict[str, Any]]]:
+    """The newest export row of each format, per network (evaluation key)."""
+    rows = store.conn.execute(
+        "SELECT e.*, i.eval_key AS eval_key FROM exports e JOIN individuals i"
+        " ON i.id = e.individual_id ORDER BY e.id").fetchall()
+    latest: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        if row["eval_key"] is not None:
+            latest.setdefault(row["eval_key"], {})[row["format"]] = dict(row)
+    return latest
+
+
+# ---------------------------------------------------------------- exporting
+
+
+def _say_report(say: Say, label: str, report: ExportReport, seconds: float) -> None:
+    parts = []
+    for row in report.rows:
+        if row.ok:
+            parts.append(f"{row.format} ok {row.size_bytes:,} bytes")
+        else:
+            parts.append(f"{row.format} FAILED ({row.reason})")
+    say(f"  {label}: {'; '.join(parts)} ({seconds:.1f} s) -> {report.out_dir}")
+
+
+def export_members(
+    run_dir: Path,
+    members: Sequence[int] | None = None,
+    formats: str | Sequence[str] = ("onnx", "ir-fp32"),
+    out_dir: Path | None = None,
+    options: ExportOptions | None = None,
+    *,
+    front: bool = False,
+    say: Say | None = None,
+) -> list[tuple[int, ExportReport]]:
+    """Export ``members`` (default: the front; ``front`` adds it to named members) of the run
+    in ``run_dir`` to ``formats``, each under ``out_dir/<member>/`` (default
+    ``RUN_DIR/export/<member>/``), and record every artifact in run.db's ``exports`` table.
+
+    Holds the run lock throughout, so a running search makes this raise "run in progress".
+    Bad input (unknown member or format, a member without weights, an unwritable folder) raises
+    ``EvoError``/``ExportError`` before anything is written; a format that fails afterwards is a
+    failed row, recorded like the others.
+    """
+    from evo.checkpoint import load_checkpoint
+    from export.formats import export_all, parse_formats
+    from export.request import ExportOptions
+
+    names = parse_formats(formats)
+    options = options or ExportOptions()
+    run_dir = Path(run_dir)
+    store = RunStore.open(run_dir, write=True)
+    try:
+        config = SearchConfig.from_dict(store.meta("config"))
+        chosen = choose_members(store, members, front)
+        weights = [member_weights(store, ind) for ind in chosen]
+        base = Path(out_dir) if out_dir is not None else run_dir / EXPORT_DIR
+        _check_writable(base)
+        dataset = run_dataset(store, config)
+        if options.threads is None:
+            import dataclasses
+
+            options = dataclasses.replace(options, threads=config.threads)
+        results = []
+        for choice in weights:
+            started = time.perf_counter()
+            checkpoint = load_checkpoint(choice.checkpoint)
+            if checkpoint.input_shape != dataset.input_shape:
+                raise EvoError(f"{choice.checkpoint}: input {checkpoint.input_shape} differs "
+                               f"from the run's dataset {dataset.input_shape}",
+                               "the models/ folder was changed; retrain the member")
+            data = export_data(dataset, checkpoint.mean, checkpoint.std,
+                               options.calibration_size, config.seed)
+            source = choice.source(run_dir, dataset)
+            report = export_all(
+                checkpoint.model, checkpoint.input_shape, base / str(choice.member), names,
+                calibration=data.calibration, evaluation=data.evaluation,
+                validation=data.validation, class_names=checkpoint.class_names,
+                mean=checkpoint.mean, std=checkpoint.std, source=source, options=options)
+            record_report(store, choice.member, report, source)
+            if say is not None:
+                _say_report(say, f"member {choice.member} ({choice.kind} weights)", report,
+                            time.perf_counter() - started)
+            results.append((choice.member, report))
+        return results
+    finally:
+        store.close()
+
+
+def _check_writable(base: Path) -> None:
+    """Fail before any export when the output folder cannot be written (exit code 2)."""
+    import tempfile
+
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=base, prefix=".write-probe-"):
+            pass
+    except OSError as error:
+        raise EvoError(f"cannot write to output directory {base}: {error.strerror or error}",
+                       "choose a writable --out directory") from None
+
+
+def export_checkpoint(
+    checkpoint_path: Path,
+    formats: str | Sequence[str] = ("onnx", "ir-fp32"),
+    out_dir: Path | None = None,
+    options: ExportOptions | None = None,
+    *,
+    input_shape: Sequence[int] | None = None,
+    dataset: str | None = None,
+    data_dir: Path | None = None,
+    split_seed: int = 0,
+) -> tuple[ExportReport, dict[str, Any]]:
+    """Export one evo checkpoint file (default out: ``<file's folder>/<stem>-export/``).
+
+    Without ``dataset`` there is no calibration or test data: parity runs on random inputs
+    only, accuracy is not measured and the INT8 formats fail with that reason. With a dataset,
+    its splits (cut with ``split_seed``; use the run's seed so the test split is unseen) give
+    calibration, validation and test data, renormalised to the checkpoint's statistics.
+    Returns the report and the manifest's ``source``.
+    """
+    from evo.checkpoint import load_checkpoint
+    from export.formats import export_all, parse_formats
+    from export.request import ExportOptions
+
+    names = parse_formats(formats)
+    options = options or ExportOptions()
+    path = Path(checkpoint_path)
+    checkpoint = load_checkpoint(path)
+    shape = tuple(int(v) for v in input_shape) if input_shape else checkpoint.input_shape
+    if len(shape) != 3 or shape[0] != checkpoint.input_shape[0]:
+        raise EvoError(f"--input {'x'.join(map(str, shape))} does not fit {path}, which was "
+                       f"trained on {'x'.join(map(str, checkpoint.input_shape))}",
+                       "give CxHxW with the checkpoint's channel count")
+    out = Path(out_dir) if out_dir is not None else path.parent / f"{path.stem}-export"
+    _check_writable(out)
+    source: dict[str, Any] = {"checkpoint": str(path.resolve()), "weights": "checkpoint file",
+                              "metadata": checkpoint.metadata}
+    data = ExportData(None, None, None)
+    if dataset is not None:
+        from evo.data import load_dataset
+
+        loaded = load_dataset(dataset, data_dir, split_seed)
+        if loaded.input_shape != tuple(shape) or loaded.num_classes != checkpoint.num_classes:
+            raise EvoError(f"dataset {dataset!r} has {loaded.num_classes} classes of "
+                           f"{'x'.join(map(str, loaded.input_shape))} images; {path} takes "
+                           f"{'x'.join(map(str, shape))} and has {checkpoint.num_classes} "
+                           "outputs", "pass the dataset the checkpoint was trained on")
+        data = export_data(loaded, checkpoint.mean, checkpoint.std, options.calibration_size,
+                           split_seed)
+        source.update({"dataset": loaded.name, "dataset_fingerprint": loaded.fingerprint,
+                       "split_seed": split_seed, "calibration_split": "train",
+                       "evaluation_split": "test"})
+    report = export_all(
+        checkpoint.model, shape, out, names, calibration=data.calibration,
+        evaluation=data.evaluation, validation=data.validation,
+        class_names=checkpoint.class_names, mean=checkpoint.mean, std=checkpoint.std,
+        source=source, options=options)
+    return report, source
