@@ -377,6 +377,8 @@ def _ov_applied(compiled: Any) -> dict[str, str]:
             continue
         if hasattr(value, "get_type_name"):
             value = value.get_type_name()
+        elif hasattr(value, "name") and not isinstance(value, str):  # pybind11 enums
+            value = value.name
         elif isinstance(value, list | tuple):
             value = ",".join(str(v) for v in value)
         applied[key] = str(value)

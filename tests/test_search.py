@@ -253,3 +253,24 @@ def test_warm_start_reuses_evaluations_as_cache_hits(tmp_path):
                                                warm_start=str(first))), write=False)
     assert plain.count_trained() < RunStore.open(first, write=False).count_trained()
     plain.close(checkpoint=False)
+
+
+def test_resume_sweeps_orphaned_weights(tmp_path):
+    run_dir = run_synthetic(config(tmp_path, generations=1))
+    orphan = run_dir / "models" / "deadbeef.pt"
+    partial = run_dir / "models" / "cafe.pt.tmp"
+    orphan.write_bytes(b"x")
+    partial.write_bytes(b"x")
+    keep = run_dir / "models" / "notes.txt"
+    keep.write_text("not ours to delete")
+    run_synthetic(config(tmp_path, generations=2), resume=run_dir)
+    assert not orphan.exists() and not partial.exists() and keep.exists()
+
+
+def test_max_time_stops_between_generations(tmp_path):
+    start = time.monotonic()
+    run_dir = run_synthetic(config(tmp_path, generations=1000, max_time=0.5 / 60), delay=0.01)
+    assert time.monotonic() - start < 20
+    store = RunStore.open(run_dir, write=False)
+    assert 0 < store.last_generation() < 1000
+    store.close(checkpoint=False)
