@@ -12,6 +12,8 @@ is the entire call (model build, MAC count, memory check, validation scoring, we
 The plain loop is what a person writes by hand: randperm, index, forward, cross entropy,
 backward, step. A second plain loop in NCHW (PyTorch's default layout) shows what
 channels-last buys. Images/s = training images seen / seconds; median and min-max over repeats.
+On a machine shared with other jobs wall-clock rates swing with the load, so the loop ratio is
+also given in process CPU time (one torch thread: CPU time is the work done, whatever waits).
 
 cnn_full: a named reference phenotype of ``grammars/cnn_full.bnf`` (with the genome that
 derives it) trained on digits, and ten seeded random cnn_full genomes trained on digits.
@@ -63,8 +65,8 @@ def _synthetic32(folder: Path) -> Dataset:
 
 
 def plain_loop(resolved, dataset: Dataset, epochs: int, seed: int, device: torch.device,
-               channels_last: bool) -> float:
-    """A minimal hand-written loop; returns training images per second."""
+               channels_last: bool) -> tuple[float, float]:
+    """A minimal hand-written loop; returns training images per wall and per CPU second."""
     recipe = resolved.recipe
     model = build_model(resolved, torch.Generator().manual_seed(seed))
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -77,7 +79,7 @@ def plain_loop(resolved, dataset: Dataset, epochs: int, seed: int, device: torch
     n, batch = x.shape[0], recipe.batch_size
     if device.type == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(epochs):
         model.train()
         order = torch.randperm(n, generator=generator, device=device)
@@ -95,12 +97,13 @@ def plain_loop(resolved, dataset: Dataset, epochs: int, seed: int, device: torch
     float(loss.item())
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return epochs * n / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return epochs * n / wall, epochs * n / cpu
 
 
 def ours(resolved, dataset: Dataset, epochs: int, seed: int, device: str,
-         threads: int) -> tuple[float, float]:
-    """(loop images/s, whole-call images/s) of ``train_candidate``."""
+         threads: int) -> tuple[float, float, float]:
+    """Images/s of ``train_candidate``: its loop (wall), the whole call (wall), its loop (CPU)."""
     start = time.perf_counter()
     result = train_candidate(resolved, dataset, TrainBudget(epochs=epochs), device=device,
                              threads=threads, seed=seed)
@@ -108,7 +111,8 @@ def ours(resolved, dataset: Dataset, epochs: int, seed: int, device: str,
     if not result.ok:
         raise SystemExit(f"bench_train: our trainer failed: {result.reason}")
     images = epochs * len(dataset.train)
-    return result.metrics["images_per_second"], images / whole
+    return (result.metrics["images_per_second"], images / whole,
+            images / result.metrics["train_cpu_seconds"])
 
 
 def _spread(values: list[float]) -> str:
@@ -119,32 +123,45 @@ def throughput(args: argparse.Namespace, device: torch.device) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         datasets = {"digits": load_dataset("digits"), "synthetic32": _synthetic32(Path(tmp))}
     print(f"## Throughput, device {device}, {args.threads} thread(s), {args.repeats} repeats\n")
-    print("| network | train images | epochs/run | plain CL img/s | ours loop img/s | "
-          "ours whole img/s | plain NCHW img/s | loop/plain (median, min-max) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("Images/s, median (min-max) over repeats. CL = channels-last. Ratios are per repeat "
+          "(paired), median (min-max).\n")
+    print("| network | train images | epochs/run | plain CL | ours loop | ours whole call | "
+          "plain NCHW | loop/plain, wall | loop/plain, CPU time |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, (text, data_name, epochs) in NETWORKS.items():
         dataset = datasets[data_name]
         resolved = resolve(parse_arch(text), dataset.input_shape, dataset.num_classes)
         # warm-up: first-call costs (kernel selection, lazy imports) hit neither side's timing
         ours(resolved, dataset, 1, 0, str(device), args.threads)
         plain_loop(resolved, dataset, 1, 0, device, True)
-        rows: dict[str, list[float]] = {"plain": [], "loop": [], "whole": [], "nchw": []}
+        rows: dict[str, list[float]] = {key: [] for key in
+                                        ("plain", "plain_cpu", "loop", "loop_cpu", "whole",
+                                         "nchw")}
         for repeat in range(args.repeats):
             steps = ["plain", "ours", "nchw"]
             for step in (steps if repeat % 2 == 0 else steps[::-1]):
                 if step == "ours":
-                    loop, whole = ours(resolved, dataset, epochs, repeat, str(device),
-                                       args.threads)
+                    loop, whole, loop_cpu = ours(resolved, dataset, epochs, repeat, str(device),
+                                                 args.threads)
                     rows["loop"].append(loop)
                     rows["whole"].append(whole)
+                    rows["loop_cpu"].append(loop_cpu)
+                elif step == "plain":
+                    wall, cpu = plain_loop(resolved, dataset, epochs, repeat, device, True)
+                    rows["plain"].append(wall)
+                    rows["plain_cpu"].append(cpu)
                 else:
-                    rows[step].append(plain_loop(resolved, dataset, epochs, repeat, device,
-                                                 step == "plain"))
-        ratios = [a / b for a, b in zip(rows["loop"], rows["plain"], strict=True)]
+                    rows["nchw"].append(plain_loop(resolved, dataset, epochs, repeat, device,
+                                                   False)[0])
+        wall = [a / b for a, b in zip(rows["loop"], rows["plain"], strict=True)]
+        cpu = [a / b for a, b in zip(rows["loop_cpu"], rows["plain_cpu"], strict=True)]
         print(f"| {name} | {len(dataset.train)} | {epochs} | {_spread(rows['plain'])} | "
               f"{_spread(rows['loop'])} | {_spread(rows['whole'])} | {_spread(rows['nchw'])} | "
-              f"{statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f}) |",
-              flush=True)
+              f"{_ratio(wall)} | {_ratio(cpu)} |", flush=True)
+
+
+def _ratio(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
 def cnn_full_checks(args: argparse.Namespace) -> None:

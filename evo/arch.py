@@ -86,6 +86,7 @@ _INT_TEXT = re.compile(r"\d+")
 
 def _fmt_float(value: float) -> str:
     """Shortest text that reads back as the same float; integral values without '.0'."""
+    value = float(value)
     if value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     return repr(value)
@@ -897,6 +898,32 @@ class ResolvedLayer:
     def text(self) -> str:
         return layer_text(self.layer)
 
+    @property
+    def params(self) -> int:
+        """Parameters of the module this layer builds (BN statistics excluded), counted
+        without torch; tests hold it equal to ``evo.model.count_params`` of the built module."""
+        layer, cin = self.layer, self.in_shape[0]
+        if isinstance(layer, Conv):
+            return cin * layer.filters * layer.kernel**2 + (layer.filters if self.bias else 0)
+        if isinstance(layer, DWSep):
+            f = layer.filters
+            return cin * layer.kernel**2 + 2 * cin + cin * f + 2 * f
+        if isinstance(layer, InvertedResidual):
+            hidden = ir_hidden_channels(cin, layer.expansion)
+            total = hidden * layer.kernel**2 + 2 * hidden + hidden * layer.filters
+            total += 2 * layer.filters
+            if layer.expansion != 1:
+                total += cin * hidden + 2 * hidden
+            if layer.se:
+                squeeze = se_channels(hidden)
+                total += 2 * hidden * squeeze + squeeze + hidden
+            return total
+        if isinstance(layer, BatchNorm):
+            return 2 * cin
+        if isinstance(layer, Dense):
+            return cin * layer.units + (layer.units if self.bias else 0)
+        return 0
+
 
 @dataclass(frozen=True)
 class ResolvedArch:
@@ -911,6 +938,10 @@ class ResolvedArch:
 
     def network_text(self) -> str:
         return " ".join(r.text for r in self.layers)
+
+    def params(self) -> int:
+        """Parameter count of the built network, without building it (no torch needed)."""
+        return sum(r.params for r in self.layers)
 
     def canonical_text(self) -> str:
         """Network plus full recipe; parses again and resolves to itself (same input)."""
@@ -1027,7 +1058,7 @@ class _Resolver:
         if s < need:
             return s
         canonical = max(default, need)
-        if s > 1 and (h, w) == (1, 1):
+        if s != canonical and (h, w) == (1, 1):
             self.dropped.append(
                 f"layer {source} {layer_text(layer)}: stride {s} has no effect on a "
                 f"1x1 map; written as stride {canonical}"

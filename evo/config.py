@@ -154,5 +154,6 @@ def reference_markdown() -> str:
         shown = ",".join(default) if isinstance(default, tuple) else default
         shown = "(none)" if shown is None or shown == "" else f"`{shown}`"
         rows.append(f"| `--{f.name.replace('_', '-')}` | {shown} | "
-                    f"{'yes' if f.metadata['resume_safe'] else 'no'} | {f.metadata['help']} |")
+                    f"{'yes' if f.metadata['resume_safe'] else 'no'} | "
+                    f"{f.metadata['help'].replace('|', chr(92) + '|')} |")
     return "\n".join(rows) + "\n"

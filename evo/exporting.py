@@ -261,6 +261,21 @@ def _say_report(say: Say, label: str, report: ExportReport, seconds: float) -> N
     say(f"  {label}: {'; '.join(parts)} ({seconds:.1f} s) -> {report.out_dir}")
 
 
+@dataclass(frozen=True)
+class MemberExport:
+    """One member's export: which weights, the manifest's ``source`` and the report."""
+
+    member: int
+    weights: MemberWeights
+    source: dict[str, Any]
+    report: ExportReport
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"member": self.member, "weights": self.weights.kind,
+                "checkpoint": self.source.get("checkpoint"), "source": self.source,
+                **self.report.to_dict()}
+
+
 def export_members(
     run_dir: Path,
     members: Sequence[int] | None = None,
@@ -271,6 +286,22 @@ def export_members(
     front: bool = False,
     say: Say | None = None,
 ) -> list[tuple[int, ExportReport]]:
+    """Export ``members`` (default: the front) and return ``(member, report)`` pairs; see
+    :func:`export_run`, which also returns each member's weights and manifest source."""
+    exported = export_run(run_dir, members, formats, out_dir, options, front=front, say=say)
+    return [(item.member, item.report) for item in exported]
+
+
+def export_run(
+    run_dir: Path,
+    members: Sequence[int] | None = None,
+    formats: str | Sequence[str] = ("onnx", "ir-fp32"),
+    out_dir: Path | None = None,
+    options: ExportOptions | None = None,
+    *,
+    front: bool = False,
+    say: Say | None = None,
+) -> list[MemberExport]:
     """Export ``members`` (default: the front; ``front`` adds it to named members) of the run
     in ``run_dir`` to ``formats``, each under ``out_dir/<member>/`` (default
     ``RUN_DIR/export/<member>/``), and record every artifact in run.db's ``exports`` table.
@@ -278,7 +309,7 @@ def export_members(
     Holds the run lock throughout, so a running search makes this raise "run in progress".
     Bad input (unknown member or format, a member without weights, an unwritable folder) raises
     ``EvoError``/``ExportError`` before anything is written; a format that fails afterwards is a
-    failed row, recorded like the others.
+    failed row, recorded like the others. Each member is recorded as soon as it is done.
     """
     from evo.checkpoint import load_checkpoint
     from export.formats import export_all, parse_formats
@@ -319,7 +350,7 @@ def export_members(
             if say is not None:
                 _say_report(say, f"member {choice.member} ({choice.kind} weights)", report,
                             time.perf_counter() - started)
-            results.append((choice.member, report))
+            results.append(MemberExport(choice.member, choice, source, report))
         return results
     finally:
         store.close()
@@ -395,3 +426,25 @@ def export_checkpoint(
         class_names=checkpoint.class_names, mean=checkpoint.mean, std=checkpoint.std,
         source=source, options=options)
     return report, source
+
+
+def add_export_column(store: RunStore, rows: list[dict[str, Any]]) -> None:
+    """Front column: each member's newest export per format (``exports`` in ``--json``, a
+    short ``export`` column in the table)."""
+    latest = latest_exports(store)
+    for row in rows:
+        ind = store.individual(int(row["member"]))
+        formats = latest.get(ind.eval_key or "") if ind is not None else None
+        if not formats:
+            continue
+        row["exports"] = {
+            name: {"status": item["status"], "bytes": item["bytes"],
+                   "accuracy": item["accuracy"], "path": item["path"], "reason": item["reason"]}
+            for name, item in formats.items()
+        }
+        ok = [name for name, item in formats.items() if item["status"] == "ok"]
+        failed = [name for name, item in formats.items() if item["status"] != "ok"]
+        text = ", ".join(ok) if len(ok) <= 2 else f"{len(ok)} formats ok"
+        if failed:
+            text = (text + "; " if ok else "") + f"FAILED {', '.join(failed)}"
+        row.setdefault("extra", {})["export"] = text

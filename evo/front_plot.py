@@ -58,6 +58,7 @@ class PlotData:
     invalid: int  # individuals with no network (invalid derivation or phenotype)
     val_images: int | None
     constraints: tuple[str, ...] = field(default=())
+    limits: tuple[tuple[str, float, str], ...] = field(default=())  # drawable: params, error
 
     def caption(self) -> str:
         """Hypervolume with its bounds, and what the plot leaves out."""
@@ -116,7 +117,9 @@ def plot_data(store: RunStore) -> PlotData:
     val_sizes = {ev.metrics.get("val_total") for ev in evaluations.values()} - {None}
     invalid = int(store.conn.execute(
         "SELECT COUNT(*) FROM individuals WHERE eval_key IS NULL").fetchone()[0])
-    title = f"{store.run_dir.name}: {config.get('grammar', '?')} on {dataset or 'synthetic'}"
+    grammar = str(config.get("grammar", "?"))
+    grammar = Path(grammar).name if "/" in grammar else grammar
+    title = f"{store.run_dir.name}: {grammar} on {dataset or 'synthetic'}"
     return PlotData(
         title=title, points=tuple(points), front=tuple(front),
         hypervolume=None if gen is None else gen["hypervolume"],
@@ -124,6 +127,8 @@ def plot_data(store: RunStore) -> PlotData:
         objectives=tuple(config.get("objectives") or ()), invalid=invalid,
         val_images=max(val_sizes) if len(val_sizes) == 1 else None,
         constraints=tuple(c.text for c in constraints),
+        limits=tuple((c.name, c.limit, c.text) for c in constraints
+                     if c.name in ("params", "error")),
     )
 
 
@@ -195,6 +200,9 @@ def _draw(data: PlotData, path: Path) -> None:
                                s=40, marker="D", facecolor="none", edgecolor="#2ca02c",
                                label=f"front, test error after retrain ({len(tested)}{on})",
                                zorder=4)
+            for name, limit, text in data.limits:
+                draw = ax.axvline if name == "params" else ax.axhline
+                draw(limit, color="#d9534f", linestyle="--", linewidth=0.9, label=text, zorder=1)
             ax.set_xscale("log")
             ax.set_xlabel("parameters (count, log scale)")
             ax.set_ylabel("error (1 - accuracy)")

@@ -44,12 +44,13 @@ def add_test_accuracy(store: RunStore, rows: list[dict[str, Any]]) -> None:
 
 
 def format_test_accuracy(row: dict[str, Any]) -> str:
-    """``96.30% ± 0.52 of 270 (3 seeds)``, or ``-`` for a member not retrained."""
+    """``96.30% ± 0.52 points of 270 (3 seeds)`` (sample std over seeds, in percentage
+    points), or ``-`` for a member not retrained."""
     acc = row.get("test_accuracy")
     if acc is None:
         return "-"
     seeds = row.get("retrain_seeds") or 1
-    spread = f" ± {row['test_accuracy_std'] * 100:.2f}" if seeds > 1 else ""
+    spread = f" ± {row['test_accuracy_std'] * 100:.2f} points" if seeds > 1 else ""
     return f"{acc:.2%}{spread} of {row.get('test_images')} ({seeds} seed{'s' * (seeds > 1)})"
 
 

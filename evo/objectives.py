@@ -61,8 +61,15 @@ def parse_objectives(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]
 
 
 def _normalise_name(name: str) -> str:
-    if name.lower().startswith("latency:"):
-        return "latency:" + name.split(":", 1)[1]
+    """``LATENCY:OV:cpu`` -> ``latency:ov:CPU``: one spelling per target, checked at once."""
+    if name.lower().startswith("latency:") and len(name) > len("latency:"):
+        from hardware.errors import HardwareError
+        from hardware.targets import parse_target
+
+        try:
+            return "latency:" + parse_target(name.split(":", 1)[1]).name
+        except HardwareError as exc:
+            raise EvoError(f"objective {name!r}: {exc.message}", exc.hint) from None
     return name
 
 

@@ -33,16 +33,20 @@ def steps() -> list[Step]:
         # 1. Final retrain of the front on train+validation (--final-epochs): its retrained
         #    checkpoints are what the export step uses.
         final_retrain_step,
-        # 2. Export of the front (--export): added by the export issue.
-        # 3. Benchmark of the exported front (--bench): added by the benchmark issue.
+        # 2. Export of the front (--export): ONNX/IR artifacts of each member's best weights.
+        export_step,
+        # 3. Benchmark of the exported front (--bench): quick-protocol latency per target.
+        bench_step,
     ]
 
 
 def front_columns() -> list[FrontColumn]:
     """Columns post-search steps add to ``evo front`` rows, in step order."""
+    from evo.benchrun import add_latency_column
+    from evo.exporting import add_export_column
     from evo.front_table import add_test_accuracy
 
-    return [add_test_accuracy]
+    return [add_test_accuracy, add_export_column, add_latency_column]
 
 
 def _silent(_text: str) -> None:
@@ -86,3 +90,28 @@ def retrain_printer(say: Say) -> Callable[[str, dict[str, Any]], None]:
                 say(f"  member {outcome.member}: {outcome.reason}")
 
     return listener
+
+
+# ---------------------------------------------------------------- 2. export
+
+
+def export_step(run_dir: Path, config: SearchConfig, say: Say) -> None:
+    """Export the front to ``config.export`` (retrained weights where they exist) under
+    ``RUN_DIR/export/<member>/``; every artifact is recorded in run.db."""
+    if not config.export:
+        return
+    from evo.exporting import export_members
+
+    say(f"export: front members to {', '.join(config.export)} (test split accuracy, parity "
+        "against torch)")
+    export_members(run_dir, None, config.export, say=say)
+
+
+# ---------------------------------------------------------------- 3. bench
+
+
+def bench_step(run_dir: Path, config: SearchConfig, say: Say) -> None:
+    """Measure the exported front on ``config.bench`` (quick protocol); see evo.benchrun."""
+    from evo.benchrun import bench_step as measure_front
+
+    measure_front(run_dir, config, say)

@@ -10,6 +10,8 @@ own failure.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,8 +22,19 @@ from evo.arch import ArchParseError, parse_arch, resolve
 from evo.config import SearchConfig
 from evo.data import Dataset, load_dataset
 from evo.errors import EvoError
+from evo.measured import (
+    MeasuredNeeds,
+    check_target_names,
+    export_onnx,
+    measure_evaluation,
+    measurement_context,
+    needs_of,
+    onnx_path,
+    resolve_targets,
+)
 from evo.objectives import parse_constraint
-from evo.search import Job, Result
+from evo.search import Job, Measured, Result
+from evo.store import Evaluation
 from evo.train import TrainBudget, evaluation_key, resolve_device, train_candidate
 
 _DATASETS: dict[tuple[str, str | None, int], Dataset] = {}
@@ -51,6 +64,10 @@ class TrainingEvaluator:
     threads: int
     run_dir: str
     constraints: tuple[str, ...] = ()
+    # Set when objectives or constraints name onnx_bytes or latency:*: the trained network is
+    # exported to RUN_DIR/models/<key[:24]>.onnx here, in the worker (latency is timed later,
+    # by the driver, with every worker idle).
+    measured: MeasuredNeeds | None = None
     # Serial runs only (a listener is not picklable): receives ``candidate`` and ``epoch``
     # events, shaped like search events, for the live progress view.
     progress: Callable[[str, dict[str, Any]], None] | None = field(
@@ -89,10 +106,36 @@ class TrainingEvaluator:
                             out.state_dict)
             weights = str(path.relative_to(self.run_dir))
         metrics = dict(out.metrics)
-        return Result(job.key, job.individual_id, out.status, out.reason or None,
-                      dict(out.objectives), metrics, device=str(metrics.get("device", "")),
-                      threads=self.threads, seconds=time.perf_counter() - started,
-                      weights=weights)
+        objectives = dict(out.objectives)
+        status, reason = out.status, out.reason or None
+        if out.ok and out.state_dict is not None and self.measured is not None:
+            failure = self._export_onnx(job, resolved, out.state_dict, objectives, metrics)
+            if failure is not None:
+                status, reason = "failed", failure
+        return Result(job.key, job.individual_id, status, reason, objectives, metrics,
+                      device=str(metrics.get("device", "")), threads=self.threads,
+                      seconds=time.perf_counter() - started, weights=weights)
+
+    def _export_onnx(self, job: Job, resolved: Any, state_dict: dict[str, Any],
+                     objectives: dict[str, float], metrics: dict[str, Any]) -> str | None:
+        """The stripped single-file ONNX of the trained network; its size is ``onnx_bytes``."""
+        from evo.model import build_model
+
+        assert self.measured is not None
+        exported = time.perf_counter()
+        path = onnx_path(Path(self.run_dir), job.key)
+        try:
+            model = build_model(resolved)
+            model.load_state_dict(state_dict)
+            size = export_onnx(model, resolved.input_shape, path)
+        except Exception as exc:  # an exporter failure is this candidate's, not the run's
+            lines = str(exc).strip().splitlines()
+            return f"ONNX export failed: {type(exc).__name__}: {lines[0] if lines else ''}"
+        metrics.update({"onnx": str(path.relative_to(self.run_dir)), "onnx_bytes": size,
+                        "onnx_export_seconds": time.perf_counter() - exported})
+        if self.measured.onnx_bytes:
+            objectives["onnx_bytes"] = float(size)
+        return None
 
     def _epoch_listener(self, job: Job, resolved: Any) -> Callable[[dict[str, Any]], None] | None:
         listener = self.progress
@@ -135,14 +178,22 @@ class TrainingProblem:
         except EvoError:
             raise
         self.threads = config.threads
+        # Checked before any training: a misspelt or absent target is one line, exit code 2.
+        check_target_names(config.bench, "--bench")
+        self.measured = needs_of(config.objectives, config.constraint)
+        self.targets = resolve_targets(self.measured.targets, "latency objective or constraint")
+        self.measurement = measurement_context(self.targets) if self.targets else None
 
     def describe(self) -> dict[str, Any]:
-        return {
+        described = {
             "dataset": self.dataset.describe(),
             "budget": asdict(self.budget),
             "device_type": self.device_type,
             "threads": self.threads,
         }
+        if self.measurement is not None:  # latencies belong to this host and these runtimes
+            described["measurement"] = self.measurement
+        return described
 
     def candidate(self, phenotype: str) -> tuple[str, str] | str:
         try:
@@ -152,7 +203,17 @@ class TrainingProblem:
         resolved = resolve(spec, self.dataset.input_shape, self.dataset.num_classes)
         key = evaluation_key(resolved, self.dataset.fingerprint, self.budget, self.device_type,
                              self.threads)
+        if self.measurement is not None:
+            payload = json.dumps({"evaluation": key, "measurement": self.measurement},
+                                 sort_keys=True, separators=(",", ":"))
+            key = hashlib.sha256(payload.encode()).hexdigest()
         return key, resolved.canonical_text()
+
+    def measure(self, evaluation: Evaluation) -> Measured:
+        """Latency (and any missing ONNX size) of a trained candidate, timed by the driver."""
+        if not self.measured.any:
+            return Measured()
+        return measure_evaluation(self.run_dir, self.measured, self.targets, evaluation)
 
     def evaluator(self) -> TrainingEvaluator:
         return TrainingEvaluator(
@@ -160,5 +221,6 @@ class TrainingProblem:
             split_seed=self.config.seed, budget=self.budget, device=self.config.device,
             threads=self.threads, run_dir=str(self.run_dir),
             constraints=tuple(self.config.constraint),
+            measured=self.measured if self.measured.any else None,
             progress=self.progress if self.config.workers <= 1 else None,
         )

@@ -88,12 +88,23 @@ class RichReporter:
             TextColumn,
             TimeElapsedColumn,
         )
+        from rich.text import Text
+
+        stats = SearchStats()
+
+        class _Bars(Progress):
+            """The bars, then one status line below them (not a column: it would widen
+            every row)."""
+
+            def get_renderables(self) -> Any:
+                yield self.make_tasks_table(self.tasks)
+                yield Text(stats.text(), style="dim")
 
         self.console = console or Console(file=stream or sys.stdout)
-        self.progress = Progress(
+        self.progress = _Bars(
             SpinnerColumn(),
             TextColumn("{task.description}", style="bold"),
-            BarColumn(bar_width=24),
+            BarColumn(bar_width=16),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("{task.fields[info]}"),
@@ -101,7 +112,7 @@ class RichReporter:
             transient=True,
             refresh_per_second=4,
         )
-        self.stats = SearchStats()
+        self.stats = stats
         self.search_task: Any = None
         self.generation_task: Any = None
         self.candidate_tasks: dict[int, Any] = {}
@@ -121,8 +132,7 @@ class RichReporter:
     def _refresh_search(self) -> None:
         if self.search_task is not None:
             self.progress.update(self.search_task, total=max(self.stats.planned, 1),
-                                 completed=min(self.stats.done, self.stats.planned),
-                                 info=self.stats.text())
+                                 completed=min(self.stats.done, self.stats.planned))
 
     # -- events ----------------------------------------------------------------------------
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
@@ -199,14 +209,14 @@ class RichReporter:
     def _on_candidate(self, data: dict[str, Any]) -> None:
         member = int(data["member"])
         self.candidate_tasks[member] = self.progress.add_task(
-            f"  member {member}", total=max(int(data.get("epochs") or 1), 1),
+            f"  member {member}, epoch", total=max(int(data.get("epochs") or 1), 1),
             info="training")
 
     def _on_epoch(self, data: dict[str, Any]) -> None:
         task = self.candidate_tasks.get(int(data["member"]))
         if task is None:
             return
-        parts = [f"epoch {data['epoch']}/{data['epochs']}", f"loss {data['loss']:.4f}"]
+        parts = [f"loss {data['loss']:.4f}"]
         for split in ("val", "test"):
             acc = data.get(f"{split}_accuracy")
             if acc is not None:

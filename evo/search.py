@@ -75,6 +75,21 @@ class Result:
     weights: str | None = None
 
 
+@dataclass(frozen=True)
+class Measured:
+    """Objectives a problem measured on an evaluated candidate from the driver (latency).
+
+    ``measurements`` are rows for run.db's ``measurements`` table (keys ``format``, ``target``,
+    ``protocol``, ``host``, ``median_ms``, ``bytes``, ``details``); ``failure`` makes the
+    evaluation a failed one (a model its target cannot run is not a deployable candidate).
+    """
+
+    objectives: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    measurements: tuple[dict[str, Any], ...] = ()
+    failure: str | None = None
+
+
 class Problem(Protocol):
     """What the search needs from the thing being optimised."""
 
@@ -89,6 +104,11 @@ class Problem(Protocol):
     def evaluator(self) -> Callable[[Job], Result]:
         """A picklable callable that evaluates one job (runs in worker processes)."""
         ...
+
+    # Optional: ``measure(evaluation: Evaluation) -> Measured`` fills objectives that must be
+    # measured with the machine otherwise idle (latency). The driver calls it once a batch is
+    # complete, for each ok evaluation lacking an objective or constrained value, before
+    # survival; stored values are never measured again (resume, cache hits, warm starts).
 
 
 def derive_seed(run_seed: int, key: str) -> int:
@@ -421,6 +441,8 @@ class Search:
         if ev.status == "failed":
             return _Member(ind, ev.objectives, FAILED_VIOLATION, "failed")
         values = dict(ev.objectives)
+        if ev.status == "ok" and any(name not in values for name in self.objectives):
+            return _Member(ind, values, FAILED_VIOLATION, "failed")  # an objective is missing
         violation = sum(c.violation(values.get(c.name)) for c in self.constraints)
         if ev.status == "skipped" and violation == 0:
             violation = FAILED_VIOLATION  # skipped for a reason the constraints no longer see
@@ -441,6 +463,7 @@ class Search:
         batch = self.store.individuals(pending)
         if any(ind.eval_key is not None and ind.eval_key not in evaluations for ind in batch):
             return
+        evaluations = self._measure_batch(batch, evaluations)
         generation = batch[0].generation
         previous = self.store.generation(generation - 1) if generation > 0 else None
         pool_ids = (previous["population"] if previous else []) + pending
@@ -470,18 +493,53 @@ class Search:
                    front=int(((ranks == 0) & feasible).sum()), cache_hits=cache_hits,
                    failures=failures, evaluations=self.store.count_trained())
 
+    def _measure_batch(self, batch: list[Individual],
+                       evaluations: dict[str, Evaluation]) -> dict[str, Evaluation]:
+        """Let the problem measure what the batch's ok evaluations lack (every worker is idle
+        now: the batch is complete and the next one is not asked yet); each result is
+        committed at once, so a resumed run never measures it again."""
+        measure = getattr(self.problem, "measure", None)
+        if measure is None:
+            return evaluations
+        needed = list(self.objectives) + [c.name for c in self.constraints]
+        done: set[str] = set()
+        for ind in batch:
+            ev = evaluations.get(ind.eval_key or "")
+            if ev is None or ev.key in done or ev.status != "ok" or \
+                    all(name in ev.objectives for name in needed):
+                continue
+            done.add(ev.key)
+            measured: Measured = measure(ev)
+            with self.store.transaction() as conn:
+                self.store.update_evaluation(
+                    conn, ev.key, objectives=measured.objectives, metrics=measured.metrics,
+                    status="failed" if measured.failure else None, reason=measured.failure)
+                for row in measured.measurements:
+                    self.store.add_measurement(conn, individual_id=ev.individual_id,
+                                               source="local", **row)
+            updated = self.store.evaluation(ev.key)
+            assert updated is not None
+            evaluations[ev.key] = updated
+            self._emit("measured", member=ev.individual_id, objectives=measured.objectives,
+                       failure=measured.failure)
+        return evaluations
+
     # -- results ---------------------------------------------------------------------------
     def front(self) -> list[tuple[Individual, Evaluation]]:
         """Feasible rank-0 members of the last generation, by ascending first objective."""
         return front_of(self.store)
 
     def _sweep_orphans(self) -> None:
-        """Weights written by a killed run before their row was committed are deleted."""
-        referenced = {Path(ev.weights).name for ev in self.store.evaluations().values()
-                      if ev.weights}
-        for path in (self.store.run_dir / "models").glob("*"):
-            if path.name not in referenced and path.is_file() and (
-                    path.suffix in (".pt", ".tmp") or path.name.endswith(".pt.tmp")):
+        """Files an evaluation wrote before a kill stopped its row from being committed are
+        deleted: unfinished temporaries, and per-key files (``<key[:24]>.pt``/``.onnx``) whose
+        key has no evaluation. Anything else in ``models/`` (retrained weights) is kept."""
+        known = {key[:24] for key in self.store.evaluations()}
+        for path in (self.store.run_dir / "models").iterdir():
+            if not path.is_file():
+                continue
+            stem = path.name.split(".", 1)[0]
+            per_key = len(stem) == 24 and all(c in "0123456789abcdef" for c in stem)
+            if path.name.endswith(".tmp") or (per_key and stem not in known):
                 path.unlink(missing_ok=True)
 
 

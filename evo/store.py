@@ -408,6 +408,49 @@ class RunStore:
         return int(self.conn.execute(
             "SELECT COUNT(*) FROM evaluations WHERE source='trained'").fetchone()[0])
 
+    def update_evaluation(self, conn: sqlite3.Connection, key: str, *,
+                          objectives: dict[str, float], metrics: dict[str, Any],
+                          status: str | None = None, reason: str | None = None) -> None:
+        """Add measured objectives and metrics to a stored evaluation (merged over the old
+        ones); ``status``/``reason`` mark it failed when the measurement could not be made."""
+        row = conn.execute("SELECT objectives, metrics, status, reason FROM evaluations"
+                           " WHERE key=?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        merged_objectives = {**json.loads(row["objectives"]), **objectives}
+        merged_metrics = {**json.loads(row["metrics"]), **metrics}
+        conn.execute(
+            "UPDATE evaluations SET objectives=?, metrics=?, status=?, reason=? WHERE key=?",
+            (_dumps(merged_objectives), _dumps(merged_metrics), status or row["status"],
+             reason if status else row["reason"], key))
+
+    # -- measurements ----------------------------------------------------------------------
+    def add_measurement(self, conn: sqlite3.Connection, *, individual_id: int | None,
+                        format: str | None, target: str, protocol: str, host: dict[str, Any],
+                        median_ms: float | None, bytes: int | None, details: dict[str, Any],
+                        source: str) -> int:
+        """One latency record; ``details`` is the full measurement, ``host`` the machine."""
+        cur = conn.execute(
+            "INSERT INTO measurements (individual_id, format, target, protocol, host, median_ms,"
+            " bytes, details, source, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (individual_id, format, target, protocol, _dumps(host), median_ms, bytes,
+             _dumps(details), source, time.time()))
+        return int(cur.lastrowid)
+
+    def measurements(self) -> list[dict[str, Any]]:
+        """Every latency record in insertion order, with ``eval_key`` of its individual and
+        ``host``/``details`` decoded."""
+        rows = self.conn.execute(
+            "SELECT m.*, i.eval_key AS eval_key FROM measurements m LEFT JOIN individuals i"
+            " ON i.id = m.individual_id ORDER BY m.id").fetchall()
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["host"] = json.loads(row["host"])
+            item["details"] = json.loads(row["details"])
+            out.append(item)
+        return out
+
     # -- generations -----------------------------------------------------------------------
     def add_generation(self, conn: sqlite3.Connection, generation: int, population: list[int],
                        ranks: list[int], crowding: list[float], violation: list[float],

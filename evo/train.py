@@ -531,9 +531,10 @@ def _evaluate(
                        hflip=dataset.hflip, seed=seed, started=clock,
                        max_seconds=budget.max_seconds, score_x=score_x, score_y=score_y,
                        split_name=split_name, progress=progress)
-            train_started = time.perf_counter()
+            train_started, cpu_started = time.perf_counter(), time.process_time()
             curve = _fit(run)
             train_seconds = time.perf_counter() - train_started
+            train_cpu_seconds = time.process_time() - cpu_started
             correct = _correct(model, score_x, score_y, target)
         except _CandidateFailure as failure:
             return failed(str(failure))
@@ -551,7 +552,7 @@ def _evaluate(
     metrics.update({
         f"{split_name}_accuracy": accuracy, f"{split_name}_correct": correct,
         f"{split_name}_total": total, "loss_curve": curve, "epochs_run": len(curve),
-        "train_seconds": train_seconds,
+        "train_seconds": train_seconds, "train_cpu_seconds": train_cpu_seconds,
         "images_per_second": len(curve) * int(x.shape[0]) / max(train_seconds, 1e-9),
         "seconds": time.perf_counter() - started,
     })

@@ -9,8 +9,17 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
-def conv_net_onnx(path: Path, size: int = 16, channels: int = 8, seed: int = 0) -> Path:
-    """Conv -> ReLU -> global average pool -> Gemm: a 10-class classifier on 3 x size x size."""
+def conv_net_onnx(
+    path: Path,
+    size: int | str = 16,
+    channels: int = 8,
+    seed: int = 0,
+    batch: int | str = 1,
+) -> Path:
+    """Conv -> ReLU -> global average pool -> Gemm: a 10-class classifier on 3 x size x size.
+
+    A string ``batch`` or ``size`` makes that axis dynamic (a named ONNX dimension).
+    """
     rng = np.random.default_rng(seed)
     initializers = [
         numpy_helper.from_array(
@@ -30,8 +39,8 @@ def conv_net_onnx(path: Path, size: int = 16, channels: int = 8, seed: int = 0) 
     graph = helper.make_graph(
         nodes,
         "conv_net",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 10])],
         initializers,
     )
     return _save(graph, path)

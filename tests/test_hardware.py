@@ -205,6 +205,18 @@ def test_corrupt_or_non_model_files_are_one_line_errors(
             assert str(path) in message, kind
 
 
+@pytest.mark.parametrize("target", ["ort:cpu", "ov:CPU"])
+def test_dynamic_batch_runs_at_batch_1_other_dynamic_axes_refused(
+    tmp_path: Path, target: str
+) -> None:
+    dynamic_batch = conv_net_onnx(tmp_path / "dyn_batch.onnx", batch="N")
+    m = measure(dynamic_batch, target, "quick")
+    assert m.inputs == (("x", (1, 3, 16, 16), "float32"),)
+    dynamic_size = conv_net_onnx(tmp_path / "dyn_size.onnx", size="H")
+    with pytest.raises(HardwareError, match="dynamic size on axis 2"):
+        measure(dynamic_size, target, "quick")
+
+
 def test_onnxruntime_refuses_ir(models: dict[str, Path]) -> None:
     with pytest.raises(HardwareError, match="onnxruntime reads ONNX only"):
         measure(models["ir"], "ort:cpu", "quick")

@@ -257,14 +257,17 @@ def test_warm_start_reuses_evaluations_as_cache_hits(tmp_path):
 
 def test_resume_sweeps_orphaned_weights(tmp_path):
     run_dir = run_synthetic(config(tmp_path, generations=1))
-    orphan = run_dir / "models" / "deadbeef.pt"
+    orphan = run_dir / "models" / ("deadbeef" * 3 + ".pt")
     partial = run_dir / "models" / "cafe.pt.tmp"
+    retrained = run_dir / "models" / "retrained-3.pt"
+    retrained.write_bytes(b"x")
     orphan.write_bytes(b"x")
     partial.write_bytes(b"x")
     keep = run_dir / "models" / "notes.txt"
     keep.write_text("not ours to delete")
     run_synthetic(config(tmp_path, generations=2), resume=run_dir)
-    assert not orphan.exists() and not partial.exists() and keep.exists()
+    assert not orphan.exists() and not partial.exists()
+    assert keep.exists() and retrained.exists()
 
 
 def test_max_time_stops_between_generations(tmp_path):

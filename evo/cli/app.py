@@ -22,6 +22,7 @@ _COMMAND_MODULES = [
     "evo.cli.search",
     "evo.cli.runs",
     "evo.cli.bench",
+    "evo.cli.export",
 ]
 
 app = typer.Typer(

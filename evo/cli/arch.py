@@ -27,7 +27,11 @@ def read_phenotype(phenotype_or_file: str) -> str:
     if phenotype_or_file == "-":
         return sys.stdin.read()
     path = Path(phenotype_or_file)
-    if path.is_file():
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError):  # too long or not a valid path: it is the text itself
+        is_file = False
+    if is_file:
         try:
             return path.read_text(encoding="utf-8")
         except UnicodeDecodeError:

@@ -1,8 +1,10 @@
-"""``evo targets`` and ``evo bench PATH...``: which targets this machine has, and latency on them.
+"""``evo targets`` and ``evo bench PATH...|RUN_DIR``: which targets this machine has, and
+latency on them.
 
 Thin on purpose: the measuring lives in ``hardware`` (which also runs on the edge box as
-``python -m hardware``); this module parses options, calls it and prints rich tables. The
-runtimes are imported only inside the command bodies, so ``evo --help`` stays fast.
+``python -m hardware``) and, for a run's exported members, in ``evo.benchrun``; this module
+parses options, calls them and prints rich tables. The runtimes are imported only inside the
+command bodies, so ``evo --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -21,6 +23,7 @@ from evo.errors import EvoError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from evo.benchrun import ImportOutcome, RunBench
     from hardware.latency import Measurement
     from hardware.runner import BenchFailure, BenchResults
 
@@ -67,7 +70,12 @@ def targets(
 
 
 def bench(
-    paths: list[Path] = typer.Argument(..., help="Model files: ONNX (.onnx) or OpenVINO IR (.xml)"),
+    paths: list[Path] = typer.Argument(
+        ...,
+        metavar="PATH",
+        help="Model files: ONNX (.onnx) or OpenVINO IR (.xml); or one run folder (its "
+        "exported members).",
+    ),
     target: str | None = typer.Option(
         None,
         "--target",
@@ -85,10 +93,25 @@ def bench(
     csv_file: Path | None = typer.Option(
         None, "--csv", metavar="FILE", help="Also write one CSV row per model and target."
     ),
+    import_file: Path | None = typer.Option(
+        None,
+        "--import",
+        metavar="RESULTS.json",
+        help="Bring a results file of `python -m hardware bench --out` (measured on an edge "
+        "device) into the run folder given as PATH; matched to members by sha256.",
+    ),
 ) -> None:
-    """Measure model files on targets with the latency protocol (docs/latency.md)."""
+    """Measure model files, or a run's exported members, on targets (docs/latency.md)."""
     if as_json and csv_file is not None:
         raise EvoError("--json and --csv cannot be used together", "choose one output")
+    run_dir = _run_dir_argument(paths, import_file is not None)
+    if import_file is not None:
+        assert run_dir is not None
+        _import(run_dir, import_file, as_json)
+        return
+    if run_dir is not None:
+        _bench_run(run_dir, target, threads, protocol.value, as_json, csv_file)
+        return
     results = bench_files(paths, target, threads, protocol.value, quiet=as_json)
     if as_json:
         typer.echo(json.dumps(results.to_dict(), indent=2))
@@ -99,6 +122,138 @@ def bench(
         sys.stderr.write(f"evo: wrote {csv_file}\n")
     if results.failures:
         raise typer.Exit(1)
+
+
+def _run_dir_argument(paths: list[Path], importing: bool) -> Path | None:
+    """The run folder when PATH is one, else None (model files); a folder among several
+    paths, or a folder that holds no run, is a user error."""
+    folders = [p for p in paths if p.is_dir()]
+    if importing and (len(paths) != 1 or not folders):
+        raise EvoError("--import needs exactly one run folder as PATH",
+                       "evo bench --import results.json runs/NAME")
+    if not folders:
+        return None
+    if len(paths) > 1:
+        raise EvoError(f"{folders[0]}: a run folder must be the only PATH",
+                       "bench one run folder, or model files")
+    if not (folders[0] / "run.db").is_file():
+        raise EvoError(f"{folders[0]}: neither a model file nor a run folder (no run.db)",
+                       "give .onnx/.xml files or a folder written by evo search")
+    return folders[0]
+
+
+def _bench_run(run_dir: Path, target: str | None, threads: int, protocol: str, as_json: bool,
+               csv_file: Path | None) -> None:
+    from evo.benchrun import PairResult, bench_run
+
+    def progress(p: PairResult) -> None:
+        if as_json or p.status == "not applicable":
+            return
+        label = f"member {p.model.member} {p.model.format}"
+        if p.measurement is not None:
+            note = f"{p.measurement.latency.median_ms:.4f} ms median"
+            sys.stderr.write(f"evo: measured {label} on {p.target}: {note}\n")
+        else:
+            sys.stderr.write(f"evo: failed {label} on {p.target}\n")
+
+    results = bench_run(run_dir, target, protocol, threads, on_result=progress)
+    if as_json:
+        typer.echo(json.dumps(results.to_dict(), indent=2))
+    else:
+        print_run_results(results)
+    if csv_file is not None:
+        _write_rows(results.csv_rows(), csv_file)
+        sys.stderr.write(f"evo: wrote {csv_file}\n")
+    if results.failures:
+        raise typer.Exit(1)
+
+
+def print_run_results(results: RunBench) -> None:
+    """One table for the run: a row per exported (member, format), median and p90 per target;
+    failed pairs are listed below it."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        title=f"{results.run_dir}: exported members, {results.protocol} protocol, "
+        f"{results.threads} thread(s), batch 1",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1),
+    )
+    columns = ["member", "format", "size\n(bytes)", "size\n(MB)", "test acc\n(%)"]
+    for info in results.targets:
+        columns += [f"{info.name}\nmedian (ms)", f"{info.name}\np90 (ms)"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in {"member", "format"} else "right",
+                         no_wrap=True)
+    for model in results.models:
+        size = model.size_bytes
+        acc = model.test_accuracy
+        cells = [str(model.member), model.format, "-" if size is None else f"{size:,}",
+                 "-" if size is None else f"{size / 1e6:.3f}",
+                 "-" if acc is None else f"{acc * 100:.2f}"]
+        for info in results.targets:
+            p = results.pair(model, info.name)
+            if p is None or p.status == "not applicable":
+                cells += ["n/a", "n/a"]
+            elif p.measurement is None:
+                cells += ["[red]failed[/red]", "-"]
+            else:
+                cells += [f"{p.measurement.latency.median_ms:.4f}",
+                          f"{p.measurement.latency.p90_ms:.4f}"]
+        table.add_row(*cells)
+    console = _console()
+    console.print(table)
+    for p in results.failures:
+        console.print(f"[red]failed[/red] member {p.model.member} {p.model.format} on "
+                      f"{p.target}: {p.error}", highlight=False)
+    if any(p.status == "not applicable" for p in results.pairs):
+        console.print("n/a: OpenVINO IR does not run on onnxruntime targets", highlight=False)
+    console.print("test acc: accuracy of each exported file on the run's test split "
+                  "(from the export); MB = 10^6 bytes", highlight=False)
+    console.print(f"host: {results.host.summary()}", highlight=False)
+    console.print(f"recorded in {results.run_dir / 'run.db'} (measurements)", highlight=False)
+    if results.protocol == "quick":
+        console.print("[yellow]quick protocol: for ranking inside a search, not for reporting.[/]")
+
+
+def _import(run_dir: Path, results_file: Path, as_json: bool) -> None:
+    from evo.benchrun import import_results
+
+    outcome = import_results(run_dir, results_file)
+    if as_json:
+        typer.echo(json.dumps(outcome.to_dict(), indent=2))
+    else:
+        print_import(outcome)
+    for m in outcome.unmatched:
+        sys.stderr.write(f"evo: not matched: {m.model.path} on {m.target} (sha256 "
+                         f"{m.model.sha256[:16]}...): no exported file of this run has these "
+                         "bytes\n")
+    if outcome.unmatched:
+        raise typer.Exit(1)
+
+
+def print_import(outcome: ImportOutcome) -> None:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=f"Imported from {outcome.source}", box=box.SIMPLE_HEAD, pad_edge=False,
+                  padding=(0, 1))
+    for column in ("member", "format", "target", "median\n(ms)", "p90\n(ms)", "protocol",
+                   "status"):
+        table.add_column(column, justify="right" if "ms" in column else "left", no_wrap=True)
+    for status, pairs in (("imported", outcome.imported), ("already imported", outcome.already)):
+        for model, m in pairs:
+            table.add_row(str(model.member), model.format, m.target,
+                          f"{m.latency.median_ms:.4f}", f"{m.latency.p90_ms:.4f}",
+                          m.protocol.name, status)
+    console = _console()
+    console.print(table)
+    console.print(f"device: {outcome.host.summary()}", highlight=False)
+    for f in outcome.failures:
+        console.print(f"the device could not measure {f.model_path} on {f.target}: {f.error}",
+                      highlight=False)
 
 
 def bench_files(
@@ -176,9 +331,14 @@ def _console() -> Console:
 
 
 def write_csv(results: BenchResults, path: Path) -> None:
-    rows = results.rows()
+    _write_rows(results.rows(), path)
+
+
+def _write_rows(rows: list[dict[str, Any]], path: Path) -> None:
+    """CSV with the union of the rows' keys (failed rows have fewer), first-seen order."""
+    fieldnames = list(dict.fromkeys(key for row in rows for key in row)) or ["model"]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["model"])
+        writer = csv.DictWriter(handle, fieldnames=fieldnames)
         writer.writeheader()
         writer.writerows(rows)

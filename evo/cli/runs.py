@@ -93,9 +93,9 @@ def runs(
             best += f" of {s.best_accuracy_images}"
         what = f"{_short(s.grammar)} / {_short(s.dataset)}" if s.status != "unreadable" else \
             (s.note or "")
-        table.add_row(_relative(s.path, directory), f"[{style}]{s.status}[/{style}]" if style else s.status, what,
-                      gens, str(s.evaluations), best, _count(s.smallest_params),
-                      _ago(s.last_update))
+        status = f"[{style}]{s.status}[/{style}]" if style else s.status
+        table.add_row(_relative(s.path, directory), status, what, gens, str(s.evaluations), best,
+                      _count(s.smallest_params), _ago(s.last_update))
     _console().print(table)
 
 
@@ -232,7 +232,8 @@ def _print_member(d: dict[str, Any]) -> None:
         for r in d["retrains"]:
             table.add_row(str(r["retrain"]), str(r["epochs"]), str(r["seeds"]),
                           _pct(r["test_accuracy_mean"]),
-                          f"{r['test_accuracy_std'] * 100:.2f} points",
+                          f"{r['test_accuracy_std'] * 100:.2f} points" if r["seeds"] > 1
+                          else "(1 seed)",
                           ", ".join(_pct(a) for a in r["test_accuracies"]),
                           str(r["test_images"]), r["weights"] or "-")
         console.print(table)

@@ -13,6 +13,7 @@ a tree), written atomically; a changed source gets a new key instead of a stale 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -224,5 +225,6 @@ def load_imagefolder(source: Path, cache_dir: Path | None, hint: str) -> RawImag
         arrays["class_names"] = np.asarray(names, dtype=str)
     raw = _as_raw(arrays, where, sha, hint)
     if cache_dir is not None:
-        _write_cache(_cache_path(cache_dir, sha), arrays)
+        with contextlib.suppress(OSError):  # an unwritable cache only costs the next decode
+            _write_cache(_cache_path(cache_dir, sha), arrays)
     return raw
