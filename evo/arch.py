@@ -50,8 +50,6 @@ __all__ = [
     "default_lr",
     "describe_recipe",
     "ir_hidden_channels",
-    "layer_fields",
-    "layer_kind",
     "layer_text",
     "parse_arch",
     "recipe_text",
@@ -81,7 +79,7 @@ class _BadValue(Exception):
     """A token or value outside what a parameter accepts; the text says what it accepts."""
 
 
-_INT_TEXT = re.compile(r"\d+")
+_INT_TEXT = re.compile(r"[0-9]+")
 
 
 def _fmt_float(value: float) -> str:
@@ -363,9 +361,9 @@ class Activation:
         if self.kind not in ACTIVATIONS:
             raise EvoError(f"Activation.kind must be one of {', '.join(ACTIVATIONS)}, "
                            f"got {self.kind!r}")
-        _check_fields(self, _LEAKY_PARAMS)
         if self.kind != "leakyrelu":
-            object.__setattr__(self, "slope", 0.01)
+            object.__setattr__(self, "slope", 0.01)  # unused: one value keeps equality simple
+        _check_fields(self, _LEAKY_PARAMS)
         object.__setattr__(self, "slope", float(self.slope))
 
 
@@ -608,7 +606,8 @@ _TOKEN = re.compile(
     r"|(?P<comment>#[^\n]*)"
     r"|(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<punct>[(),=|])"
+    r"|(?P<punct>[(),=|])",
+    re.ASCII,
 )
 
 
@@ -701,10 +700,7 @@ class _Parser:
         recipe = Recipe()
         if self.peek().kind == "punct" and self.peek().text == "|":
             self.take()
-            recipe = self.recipe()
-        end = self.peek()
-        if end.kind != "end":
-            raise self.error(end, "unexpected text after the recipe")
+            recipe = self.recipe()  # reads to the end of the text
         return ArchSpec(tuple(layers), recipe)
 
     def layer(self) -> tuple[Layer, _LayerSyntax]:
@@ -1116,16 +1112,6 @@ class _Resolver:
             if isinstance(item.layer, Conv | Dense) and isinstance(layers[i + 1].layer, BatchNorm):
                 layers[i] = replace(item, bias=False)
         return layers
-
-
-def layer_fields(layer: Layer) -> dict[str, Any]:
-    """Field values of a layer (for programs that want plain data, e.g. ``--json``)."""
-    return {f.name: getattr(layer, f.name) for f in fields(layer)}
-
-
-def layer_kind(layer: Layer) -> str:
-    """The layer's name in the language (conv, ir, maxpool, ...)."""
-    return _syntax_of(layer).name
 
 
 def describe_recipe(recipe: Recipe) -> dict[str, Any]:

@@ -29,6 +29,8 @@ class SearchConfig:
     dataset: str = _opt("digits", "Dataset name (digits, fashion-mnist, mnist, cifar10) or a path "
                         "(ImageFolder dir or .zip, .npz).")
     data_dir: str | None = _opt(None, "Folder holding the dataset files (IDX .gz, CIFAR batches).")
+    test_set: str | None = _opt(None, "An .npz (x, y) that replaces the dataset's test split, e.g. "
+                                "the lossless official CIFAR-10 test set beside the JPEG zip.")
     population: int = _opt(10, "Population size (individuals per generation).")
     generations: int = _opt(4, "Generations after the initial population.", resume_safe=True)
     epochs: int = _opt(4, "Training epochs per candidate (times the recipe's epochs "

@@ -5,7 +5,7 @@ best weights (the retrained checkpoint when one exists, else the search's), load
 dataset with the run's split seed (training samples calibrate INT8, the test split measures
 accuracy, validation drives accuracy-controlled INT8), say in every manifest where the model
 came from, and record every artifact in ``run.db``. The CLI (``evo export``) and the step after
-``evo search`` both call :func:`export_members`, so they cannot disagree.
+``evo search`` both call :func:`export_run`, so they cannot disagree.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ ONNX_BYTES = "onnx_bytes"
 # Inside a search: the quick protocol on one thread (ranks candidates; not a number to publish).
 SEARCH_PROTOCOL = "quick"
 SEARCH_THREADS = 1
-# The TorchScript exporter: 0.03-0.4 s per small network here, against 3-12 s for dynamo.
+# The TorchScript exporter: 0.03-1 s per small network here, against 3-12 s for dynamo.
 SEARCH_EXPORTER = "torchscript"
 
 
@@ -46,12 +46,8 @@ class MeasuredNeeds:
 
     @property
     def any(self) -> bool:
+        """Whether candidates need an ONNX file (a latency is timed on it too)."""
         return self.onnx_bytes or bool(self.targets)
-
-    @property
-    def needs_onnx(self) -> bool:
-        """A latency is measured on the candidate's ONNX file, so it needs one too."""
-        return self.any
 
     def names(self) -> tuple[str, ...]:
         """Objective names these needs produce."""

@@ -37,15 +37,22 @@ from evo.search import Job, Measured, Result
 from evo.store import Evaluation
 from evo.train import TrainBudget, evaluation_key, resolve_device, train_candidate
 
-_DATASETS: dict[tuple[str, str | None, int], Dataset] = {}
+_DATASETS: dict[tuple[str, str | None, int, str | None], Dataset] = {}
 
 
-def dataset_for(name: str, data_dir: str | None, seed: int) -> Dataset:
+def dataset_for(name: str, data_dir: str | None, seed: int,
+                test_set: str | None = None) -> Dataset:
     """Load once per process: workers keep the decoded, normalised arrays between jobs."""
-    key = (name, data_dir, seed)
+    key = (name, data_dir, seed, test_set)
     if key not in _DATASETS:
-        _DATASETS[key] = load_dataset(name, Path(data_dir) if data_dir else None, seed)
+        _DATASETS[key] = load_dataset(name, Path(data_dir) if data_dir else None, seed,
+                                      test_path=Path(test_set) if test_set else None)
     return _DATASETS[key]
+
+
+def dataset_of(config: SearchConfig) -> Dataset:
+    """The dataset a run trains, validates and tests on, exactly as its configuration says."""
+    return dataset_for(config.dataset, config.data_dir, config.seed, config.test_set)
 
 
 def weights_path(run_dir: Path, key: str) -> Path:
@@ -64,6 +71,7 @@ class TrainingEvaluator:
     threads: int
     run_dir: str
     constraints: tuple[str, ...] = ()
+    test_set: str | None = None
     # Set when objectives or constraints name onnx_bytes or latency:*: the trained network is
     # exported to RUN_DIR/models/<key[:24]>.onnx here, in the worker (latency is timed later,
     # by the driver, with every worker idle).
@@ -85,7 +93,7 @@ class TrainingEvaluator:
 
     def __call__(self, job: Job) -> Result:
         started = time.perf_counter()
-        dataset = dataset_for(self.dataset, self.data_dir, self.split_seed)
+        dataset = dataset_for(self.dataset, self.data_dir, self.split_seed, self.test_set)
         resolved = resolve(parse_arch(job.text), dataset.input_shape, dataset.num_classes)
         skip = self._precheck(resolved)
         if skip is not None:
@@ -171,15 +179,18 @@ class TrainingProblem:
         self.config = config
         self.run_dir = run_dir
         self.progress = progress
-        self.dataset = dataset_for(config.dataset, config.data_dir, config.seed)
+        self.dataset = dataset_of(config)
         self.budget = TrainBudget(epochs=config.epochs, max_seconds=config.candidate_timeout)
         try:
             self.device_type = resolve_device(config.device).type
         except EvoError:
             raise
         self.threads = config.threads
-        # Checked before any training: a misspelt or absent target is one line, exit code 2.
-        check_target_names(config.bench, "--bench")
+        # Checked before any training: a misspelt or absent target is one line, exit code 2
+        # (absent targets of the default --bench list are skipped by the bench step instead).
+        bench = check_target_names(config.bench, "--bench")
+        if config.export and bench != check_target_names(SearchConfig().bench, "--bench"):
+            resolve_targets(bench, "--bench")
         self.measured = needs_of(config.objectives, config.constraint)
         self.targets = resolve_targets(self.measured.targets, "latency objective or constraint")
         self.measurement = measurement_context(self.targets) if self.targets else None
@@ -218,7 +229,8 @@ class TrainingProblem:
     def evaluator(self) -> TrainingEvaluator:
         return TrainingEvaluator(
             dataset=self.config.dataset, data_dir=self.config.data_dir,
-            split_seed=self.config.seed, budget=self.budget, device=self.config.device,
+            split_seed=self.config.seed, test_set=self.config.test_set, budget=self.budget,
+            device=self.config.device,
             threads=self.threads, run_dir=str(self.run_dir),
             constraints=tuple(self.config.constraint),
             measured=self.measured if self.measured.any else None,

@@ -177,13 +177,13 @@ def chosen_members(store: RunStore, members: Sequence[int] | None) -> list[Indiv
 
 
 def _dataset_for_run(store: RunStore, config: SearchConfig) -> Any:
-    from evo.problem import dataset_for
+    from evo.problem import dataset_of
 
     described = (store.meta("problem") or {}).get("dataset")
     if not described:
         raise EvoError(f"{store.run_dir}: this run has no dataset (a synthetic test problem)",
                        "retrain members of a run that trained networks")
-    dataset = dataset_for(config.dataset, config.data_dir, config.seed)
+    dataset = dataset_of(config)
     if dataset.fingerprint != described.get("fingerprint"):
         raise EvoError(f"{store.run_dir}: the dataset {config.dataset!r} differs from the one "
                        "the run was searched on (fingerprint changed)",

@@ -529,3 +529,21 @@ def test_layer_text_of_every_kind():
         "ir(24, e=4, k=7, s=2, se=on, act=hardswish, n=2)", "leakyrelu(0.2)", "avgpool(2, s=2)",
         "gap", "dropout(0.3)", "dense(32)", "bn", "hardswish", "dense(10)",
     ]
+
+
+_VOCAB = ["conv", "ir", "dense", "gap", "bn", "relu", "maxpool", "dropout", "(", ")", ",", "=",
+          "|", "k", "s", "e", "n", "se", "on", "lr", "optimizer", "adam", "3", "16", "0.5",
+          "1e-3", "same", " ", "\n", "#", "$", "٣"]
+
+
+@given(st.one_of(st.text(max_size=40), st.lists(st.sampled_from(_VOCAB), max_size=25).map(
+    "".join)))
+def test_any_text_parses_or_raises_arch_parse_error(text):
+    try:
+        spec = parse_arch(text)
+    except ArchParseError as err:
+        assert err.col >= 1 and err.line >= 1
+        assert "column" in err.message
+    else:
+        assert parse_arch(spec_to_text(spec)) == spec
+        resolve(spec, DIGITS, 10)

@@ -102,7 +102,7 @@ def test_export_front_all_formats_writes_one_checked_table(run, tmp_path):
     assert code == 0, err
     assert out.count("Export of") == 1  # one table for every member and format
     assert f"{len(members) * len(ALL_FORMATS)} artifacts" in out
-    assert "MB = 10^6 bytes" in out and "size (bytes)" in out
+    assert "MB = 10^6 bytes" in out and "(bytes)" in out
     for fmt in ALL_FORMATS:
         assert fmt in out
     for member in members:
@@ -198,7 +198,7 @@ def test_export_a_checkpoint_file_with_and_without_a_dataset(run, tmp_path):
 
     code, out, err = evo("export", checkpoint, "--input", "1x8x8", "--format", "onnx,ir-fp32")
     assert code == 0, err
-    assert "model.pt" in out and "no test data given" in out
+    assert "Export of" in out and "model.pt" in out
     for fmt in ("onnx", "ir-fp32"):
         manifest = read_manifest(tmp_path / "model-export" / fmt)
         assert manifest["status"] == "ok" and manifest["accuracy"] is None
@@ -213,6 +213,15 @@ def test_export_a_checkpoint_file_with_and_without_a_dataset(run, tmp_path):
     (row,) = entry["rows"]
     assert row["accuracy"]["samples"] > 0 and row["parity"]["real_samples"] > 0
     assert entry["source"]["dataset"] == "digits" and entry["source"]["split_seed"] == 5
+
+    # Without data INT8 cannot be calibrated: a failed row, exit 0, or 1 with --strict.
+    for extra, expected in (((), 0), (("--strict",), 1)):
+        code, out, err = evo("export", checkpoint, "--format", "onnx-int8", "--json",
+                             "--out", tmp_path / "int8", *extra)
+        assert code == expected, err
+        (row,) = json.loads(out)["members"][0]["rows"]
+        assert row["status"] == "failed" and "calibration data" in row["reason"]
+        assert "1 of 1 artifacts failed" in err
 
     for args, word in ((("--input", "3x8x8"), "does not fit"),
                        (("--member", "1"), "apply to a run folder"),

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from evo.arch import parse_arch, resolve
@@ -24,6 +26,7 @@ from evo.model import (
     layer_table,
 )
 from evo.torch_source import torch_source
+from tests.test_arch import specs
 
 torch.set_num_threads(1)
 
@@ -119,6 +122,15 @@ def test_counts_for_a_network_with_every_layer_kind_agree():
     assert sum(r.params for r in rows) == count_params(model) == resolved.params()
     assert sum(r.macs for r in rows) == count_macs(model, (3, 32, 32))
     assert [r.params for r in rows] == [item.params for item in resolved.layers]
+
+
+@settings(max_examples=20)
+@given(specs(), st.sampled_from([(1, 8, 8), (3, 5, 9), (2, 1, 1), (3, 32, 32)]))
+def test_built_shapes_and_counts_match_the_resolution_for_any_spec(spec, shape):
+    resolved = resolve(spec, shape, 4)
+    model = build_model(resolved)
+    rows = layer_table(resolved, model)  # raises when a built shape differs from resolve()
+    assert sum(r.params for r in rows) == count_params(model) == resolved.params()
 
 
 def test_count_macs_runs_in_eval_mode_and_restores_the_mode():

@@ -67,8 +67,8 @@ def _evaluations(run_dir: Path) -> int:
 
 def test_ctrl_c_stops_cleanly_with_exit_130_and_resume_finishes(tmp_path):
     run_dir = tmp_path / "interrupted"
-    args = ["search", "--grammar", "cnn_topology", "--population", "6", "--generations", "2",
-            "--epochs", "2", "--no-export", "--no-bench", "--workers", "2",
+    args = ["search", "--grammar", "cnn_topology", "--population", "4", "--generations", "1",
+            "--epochs", "1", "--no-export", "--no-bench", "--workers", "2",
             "--run-dir", str(run_dir)]
     proc = subprocess.Popen([sys.executable, "-m", "evo", *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -40,6 +40,7 @@ _COLUMNS = (
     ("parity max |diff|", "left", "parity max |diff|"),
     ("reason / notes", "left", "notes"),
 )
+_INLINE_NOTE = 20  # longer reasons and notes are printed in full under the table
 
 
 def register(app: typer.Typer) -> None:
@@ -127,13 +128,14 @@ def export(
                            "pass the run folder, or leave them out")
         from evo.exporting import export_checkpoint
 
-        report, manifest_source = export_checkpoint(
-            source, names, out, options, input_shape=_parse_shape(input_shape) if input_shape
-            else None, dataset=dataset, data_dir=data_dir, split_seed=split_seed or 0)
-        entries = [(source.name, "checkpoint file", str(source), report)]
+        shape = _parse_shape(input_shape) if input_shape else None
         if dataset is None and any(name.endswith("int8") for name in names):
             say("note: without --dataset there is no calibration or test data: INT8 formats "
                 "fail and accuracy is not measured")
+        report, manifest_source = export_checkpoint(
+            source, names, out, options, input_shape=shape, dataset=dataset, data_dir=data_dir,
+            split_seed=split_seed or 0)
+        entries = [(source.name, "checkpoint file", str(source), report)]
         header = {"checkpoint": str(source)}
         members_json = [{"member": None, "weights": "checkpoint file",
                          "checkpoint": str(source), "source": manifest_source,
@@ -181,6 +183,8 @@ def _parse_shape(text: str) -> tuple[int, int, int]:
 
 def _print_table(source: str, entries: list[tuple[str, str, str | None, ExportReport]],
                  failed: int, total: int) -> None:
+    """One table for every model and format; long reasons and notes become numbered notes
+    under it, so the table stays narrow enough to read and the reasons stay whole."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -189,23 +193,28 @@ def _print_table(source: str, entries: list[tuple[str, str, str | None, ExportRe
                         f"{'s' * (len(entries) != 1)}, {total} artifacts, {failed} failed)")
     for header, justify, _key in _COLUMNS:
         table.add_column(header, justify=justify, overflow="fold",  # type: ignore[arg-type]
-                         min_width=30 if _key == "notes" else None,
-                         max_width=None if _key == "notes" else 16)
+                         no_wrap=_key in ("", "format", "status"))
+    footnotes: list[str] = []
     for index, (label, _kind, _checkpoint, report) in enumerate(entries):
         for row in report.table():
-            status = row["status"]
-            if status == "failed":
-                status = "[red]failed[/red]"
+            notes = row["notes"]
+            if len(notes) > _INLINE_NOTE:
+                footnotes.append(f"({len(footnotes) + 1}) {label} {row['format']}: {notes}")
+                notes = f"see ({len(footnotes)})"
+            status = "[red]failed[/red]" if row["status"] == "failed" else row["status"]
             table.add_row(escape(label), row["format"], status,
-                          *[escape(row[key]) for _header, _justify, key in _COLUMNS[3:]])
+                          *[escape(row[key]) for _header, _justify, key in _COLUMNS[3:-1]],
+                          escape(notes))
         if index < len(entries) - 1:
             table.add_section()
-    console = Console(width=max(160, Console().width))
+    console = Console(width=max(140, Console().width))
     console.print(table)
+    for note in footnotes:
+        console.print(escape(note), highlight=False, soft_wrap=True)
     for label, kind, checkpoint, report in entries:
         name = f"member {label}: {kind} weights {checkpoint}" if label.isdigit() else label
-        console.print(f"{name} -> {report.out_dir}/<format>/ (manifest.json beside each)",
-                      highlight=False, soft_wrap=True)
+        console.print(escape(f"{name} -> {report.out_dir}/<format>/ (manifest.json beside "
+                             "each)"), highlight=False, soft_wrap=True)
     console.print("sizes: bytes of every file an artifact needs, MB = 10^6 bytes; accuracy on "
                   "the test split, run by the artifact's own runtime; drop in percentage points "
                   "against torch", highlight=False, soft_wrap=True)
