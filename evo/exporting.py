@@ -154,18 +154,10 @@ def member_weights(store: RunStore, ind: Individual) -> MemberWeights:
 
 def run_dataset(store: RunStore, config: SearchConfig) -> Dataset:
     """The run's dataset with the run's split seed, refused if it is not the data searched on."""
-    from evo.problem import dataset_for
+    from evo.problem import run_dataset as stored_run_dataset
 
-    described = (store.meta("problem") or {}).get("dataset")
-    if not described:
-        raise EvoError(f"{store.run_dir}: this run has no dataset (a synthetic test problem)",
-                       "export members of a run that trained networks")
-    dataset = dataset_for(config.dataset, config.data_dir, config.seed)
-    if dataset.fingerprint != described.get("fingerprint"):
-        raise EvoError(f"{store.run_dir}: the dataset {config.dataset!r} differs from the one "
-                       "the run was searched on (fingerprint changed)",
-                       "export on the machine and data the run used")
-    return dataset
+    return stored_run_dataset(store.run_dir, (store.meta("problem") or {}).get("dataset"),
+                              config, "export")
 
 
 def export_data(dataset: Dataset, mean: Sequence[float], std: Sequence[float],

@@ -55,6 +55,21 @@ def dataset_of(config: SearchConfig) -> Dataset:
     return dataset_for(config.dataset, config.data_dir, config.seed, config.test_set)
 
 
+def run_dataset(run_dir: Path, described: dict[str, Any] | None, config: SearchConfig,
+                action: str) -> Dataset:
+    """A stored run's dataset, refused when it is not the data the run was searched on
+    (commands that reuse a run's weights must see the same splits and normalisation)."""
+    if not described:
+        raise EvoError(f"{run_dir}: this run has no dataset (a synthetic test problem)",
+                       f"{action} members of a run that trained networks")
+    dataset = dataset_of(config)
+    if dataset.fingerprint != described.get("fingerprint"):
+        raise EvoError(f"{run_dir}: the dataset {config.dataset!r} differs from the one "
+                       "the run was searched on (fingerprint changed)",
+                       f"{action} on the machine and data the run used")
+    return dataset
+
+
 def weights_path(run_dir: Path, key: str) -> Path:
     return run_dir / "models" / f"{key[:24]}.pt"
 

@@ -48,6 +48,15 @@ def make_reporter(quiet: bool, stream: TextIO | None = None
     return LineReporter(stream), nullcontext()
 
 
+def measured_text(data: dict[str, Any]) -> str:
+    """One line for a driver-side measurement (latency, ONNX size) of a member."""
+    if data.get("failure"):
+        return f"member {data['member']}: measurement failed: {data['failure']}"
+    values = ", ".join(f"{k} {v:.4g}{' ms' if k.startswith('latency') else ''}"
+                       for k, v in data["objectives"].items())
+    return f"member {data['member']}: {values}"
+
+
 class LineReporter:
     """Listener for :class:`evo.search.Search` events that prints one line per event."""
 
@@ -82,5 +91,7 @@ class LineReporter:
                         f"cache hits {data['cache_hits']}, failed/invalid {data['failures']}")
         elif kind == "done":
             self._print(f"search finished: {data['reason']}")
+        elif kind == "measured":
+            self._print(f"  {measured_text(data)}")
         elif kind == "step":
             self._print(data["text"])

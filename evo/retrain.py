@@ -177,18 +177,10 @@ def chosen_members(store: RunStore, members: Sequence[int] | None) -> list[Indiv
 
 
 def _dataset_for_run(store: RunStore, config: SearchConfig) -> Any:
-    from evo.problem import dataset_of
+    from evo.problem import run_dataset
 
-    described = (store.meta("problem") or {}).get("dataset")
-    if not described:
-        raise EvoError(f"{store.run_dir}: this run has no dataset (a synthetic test problem)",
-                       "retrain members of a run that trained networks")
-    dataset = dataset_of(config)
-    if dataset.fingerprint != described.get("fingerprint"):
-        raise EvoError(f"{store.run_dir}: the dataset {config.dataset!r} differs from the one "
-                       "the run was searched on (fingerprint changed)",
-                       "retrain on the machine and data the run used")
-    return dataset
+    return run_dataset(store.run_dir, (store.meta("problem") or {}).get("dataset"), config,
+                       "retrain")
 
 
 def retrain(

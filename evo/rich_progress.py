@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from evo.progress import result_text
+from evo.progress import measured_text, result_text
 
 
 def _duration(seconds: float) -> str:
@@ -255,6 +255,9 @@ class RichReporter:
         self.stats.planned = self.stats.done  # a stopping limit may end the run early
         self._refresh_search()
         self._line(f"search finished: {data['reason']}")
+
+    def _on_measured(self, data: dict[str, Any]) -> None:
+        self._line(f"  {measured_text(data)}")
 
     def _on_step(self, data: dict[str, Any]) -> None:
         self._line(data["text"])

@@ -592,6 +592,10 @@ def _validate(config: SearchConfig) -> None:
     parse_objectives(config.objectives)
     for c in config.constraint:
         parse_constraint(c)
+    if config.export:
+        from export.formats import parse_formats  # numpy only: cheap
+
+        parse_formats(",".join(config.export))
     checks = [
         (config.population >= 2, "--population must be at least 2"),
         (config.generations >= 0, "--generations must be 0 or more"),

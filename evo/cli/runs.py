@@ -237,10 +237,16 @@ def _print_member(d: dict[str, Any]) -> None:
                           ", ".join(_pct(a) for a in r["test_accuracies"]),
                           str(r["test_images"]), r["weights"] or "-")
         console.print(table)
+    # The full records (details JSON) are in `evo show --json`; the tables keep what a person
+    # compares: format, status, size, accuracy, parity, latency.
+    shown = {"exports": ("id", "format", "status", "bytes", "accuracy", "parity", "path",
+                         "reason"),
+             "measurements": ("id", "format", "target", "protocol", "median_ms", "bytes",
+                              "source")}
     for name in ("exports", "measurements"):
         if d[name]:
             table = Table(title=name.capitalize())
-            keys = [k for k in d[name][0] if k not in ("individual_id",)]
+            keys = [k for k in shown[name] if k in d[name][0]]
             for key in keys:
                 table.add_column(key, overflow="fold")
             for row in d[name]:
