@@ -16,18 +16,19 @@ genome it ever sees (PonyGE2 manages about 90,000 genomes/s here; we must not be
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from evo.grammar import Grammar
 
 Semantics = Literal["ponyge2", "strict"]
 
 
-@dataclass(frozen=True, slots=True)
-class Derivation:
-    """What mapping one genome produced; ``reason`` says why when it is invalid."""
+class Derivation(NamedTuple):
+    """What mapping one genome produced; ``reason`` says why when it is invalid.
+
+    A NamedTuple rather than a frozen dataclass: immutable all the same, and built in a
+    fraction of the time, which matters at 100,000 genomes per second."""
 
     phenotype: str | None
     valid: bool
@@ -53,7 +54,7 @@ class Derivation:
 # tuple of (child, d) stack entries, so expanding a rule is one C-level list extend, and the
 # leading terminals (the next symbols to be popped anyway) can be emitted at once.
 _Pushes = tuple[tuple[tuple[int | str, int], ...], ...]
-_Choice = tuple[_Pushes, int, tuple[int | str, ...], str, _Pushes]
+_Choice = tuple[_Pushes, int, tuple[int | str, ...], str, _Pushes, int, int]
 _Table = tuple[tuple[int, tuple[_Choice, ...]], ...]
 
 
@@ -71,7 +72,9 @@ def _compile(grammar: Grammar, depth_cap: int) -> tuple[_Table, int]:
             rest = kids[: len(kids) - n_lead]
             rest_pushes = tuple(tuple((kid, d) for kid in rest) for d in range(depth_cap))
             nts = sum(1 for s in choice if s.is_nt)
-            choices.append((pushes, nts, kids, lead, rest_pushes if n_lead else pushes))
+            # Last two: change in open non-terminals, and in PonyGE2's node count.
+            choices.append((pushes, nts, kids, lead, rest_pushes if n_lead else pushes,
+                            nts - 1, nts or 1))
         table.append((len(choices), tuple(choices)))
     return tuple(table), index[grammar.start]
 
@@ -114,12 +117,13 @@ def map_genome(
             emit(sym)
             continue
         n_choices, choices = table[sym]  # type: ignore[index]
-        pushes, nt_kids, kids, lead, rest = choices[codons[used % n] % n_choices]
+        # used < n throughout this loop: reaching n with non-terminals left leaves it.
+        pushes, _nts, kids, lead, rest, open_delta, node_inc = choices[codons[used] % n_choices]
         used += 1
         depth += 1
-        nts_left += nt_kids - 1
-        nodes += nt_kids or 1
-        if nts_left and used % n == 0:
+        nts_left += open_delta
+        nodes += node_inc
+        if used == n and nts_left:
             stack.extend((kid, depth) for kid in kids)
             wrap_pending = True
             break
@@ -150,7 +154,7 @@ def map_genome(
                 emit(sym)
                 continue
             n_choices, choices = table[sym]  # type: ignore[index]
-            _p, nt_kids, kids, _lead, _rest = choices[codons[used % n] % n_choices]
+            _p, nt_kids, kids, _lead, _rest, _d, _i = choices[codons[used % n] % n_choices]
             used += 1
             stack.extend((kid, depth + 1) for kid in kids)
             nts_left += nt_kids - 1
@@ -189,7 +193,7 @@ def _map_strict(grammar: Grammar, codons: list[int], max_wraps: int, max_depth: 
                 f"genome exhausted after {used} codons (max_wraps {max_wraps})",
             )
         n_choices, choices = table[sym]  # type: ignore[index]
-        _p, nt_kids, kids, _lead, _rest = choices[codons[used % n] % n_choices]
+        _p, nt_kids, kids, _lead, _rest, _d, _i = choices[codons[used % n] % n_choices]
         used += 1
         for kid in kids:
             stack.append((kid, depth + 1))
