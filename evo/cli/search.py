@@ -216,8 +216,8 @@ def print_front(run_dir: Path, as_json: bool) -> None:
     tested = any(r.get("test_accuracy") is not None for r in rows)
     columns = [("member", "right"), ("params", "right"), ("MACs", "right"), ("val acc", "right")]
     columns += [("test acc (retrained)", "right")] if tested else []
-    for col, justify in (*columns, ("phenotype", "left")):
-        table.add_column(col, justify=justify, overflow="fold")
+    for col, justify in columns:
+        table.add_column(col, justify=justify)
     extra_cols = sorted({k for r in rows for k in r.get("extra", {})})
     for col in extra_cols:
         table.add_column(col, justify="right")
@@ -228,9 +228,24 @@ def print_front(run_dir: Path, as_json: bool) -> None:
             acc_text += f" of {r['val_images']}"
         test = [format_test_accuracy(r)] if tested else []
         table.add_row(str(r["member"]), _count(r["params"]), _count(r["macs"]), acc_text,
-                      *test, r["phenotype"],
-                      *[str(r.get("extra", {}).get(c, "-")) for c in extra_cols])
-    Console(width=max(120, Console().width)).print(table)
+                      *test, *[str(r.get("extra", {}).get(c, "-")) for c in extra_cols])
+    console = Console(width=max(120, Console().width))
+    console.print(table)
+    # Architectures below the table, one per line, so the table stays readable.
+    for r in rows:
+        console.print(f"  [bold]{r['member']:>5}[/bold]  {_readable(r['phenotype'])}",
+                      highlight=False, soft_wrap=True)
+
+
+def _readable(phenotype: str) -> str:
+    """The canonical architecture text when the phenotype is one (PonyGE2-style grammars keep
+    odd spacing), else the phenotype with its whitespace collapsed."""
+    from evo.arch import ArchParseError, parse_arch, spec_to_text
+
+    try:
+        return spec_to_text(parse_arch(phenotype))
+    except ArchParseError:
+        return " ".join(phenotype.split())
 
 
 def _count(value: Any) -> str:
