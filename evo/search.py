@@ -459,11 +459,10 @@ class Search:
         pending = self.pending
         if not pending:
             return
-        evaluations = self.store.evaluations()
         batch = self.store.individuals(pending)
-        if any(ind.eval_key is not None and ind.eval_key not in evaluations for ind in batch):
-            return
-        evaluations = self._measure_batch(batch, evaluations)
+        if not self.store.has_evaluations({ind.eval_key for ind in batch if ind.eval_key}):
+            return  # cheap check on every tell; the full read happens once per generation
+        evaluations = self._measure_batch(batch, self.store.evaluations())
         generation = batch[0].generation
         previous = self.store.generation(generation - 1) if generation > 0 else None
         pool_ids = (previous["population"] if previous else []) + pending
@@ -485,7 +484,8 @@ class Search:
         with self.store.transaction() as conn:
             self.store.add_generation(
                 conn, generation, [m.ind.id for m in survivors], ranks.tolist(),
-                crowding.tolist(), v_s.tolist(), hv, len(batch), cache_hits, failures)
+                crowding.tolist(), v_s.tolist(), hv, len(batch), cache_hits, failures,
+                rng.bit_generator.state)
             self.store.set_state(conn, "pending", [])
             self.store.set_state(conn, "rng", rng.bit_generator.state)
             self.store.set_meta(conn, "updated", time.time())

@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS generations (
     evaluations INTEGER NOT NULL,
     cache_hits INTEGER NOT NULL,
     failures INTEGER NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    rng TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS retrains (
@@ -399,6 +400,17 @@ class RunStore:
         row = self.conn.execute("SELECT * FROM evaluations WHERE key=?", (key,)).fetchone()
         return self._evaluation(row) if row else None
 
+    def has_evaluations(self, keys: set[str]) -> bool:
+        """True when every key has a stored evaluation."""
+        found = 0
+        items = sorted(keys)
+        for chunk in range(0, len(items), 500):
+            part = items[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            found += self.conn.execute(
+                f"SELECT COUNT(*) FROM evaluations WHERE key IN ({marks})", part).fetchone()[0]
+        return found == len(items)
+
     def evaluations(self) -> dict[str, Evaluation]:
         rows = self.conn.execute("SELECT * FROM evaluations").fetchall()
         return {r["key"]: self._evaluation(r) for r in rows}
@@ -455,12 +467,14 @@ class RunStore:
     def add_generation(self, conn: sqlite3.Connection, generation: int, population: list[int],
                        ranks: list[int], crowding: list[float], violation: list[float],
                        hypervolume: float | None, evaluations: int, cache_hits: int,
-                       failures: int) -> None:
+                       failures: int, rng: dict[str, Any]) -> None:
+        """One generation's survivors with their ranks and crowding, and the generator state
+        after its survival (what the next generation starts from)."""
         conn.execute(
-            "INSERT OR REPLACE INTO generations VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO generations VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (generation, _dumps(population), _dumps(ranks),
              _dumps([c if c != float("inf") else "inf" for c in crowding]), _dumps(violation),
-             hypervolume, evaluations, cache_hits, failures, time.time()),
+             hypervolume, evaluations, cache_hits, failures, time.time(), _dumps(rng)),
         )
 
     def generation(self, generation: int) -> dict[str, Any] | None:
@@ -479,6 +493,7 @@ class RunStore:
             "cache_hits": row["cache_hits"],
             "failures": row["failures"],
             "created": row["created"],
+            "rng": json.loads(row["rng"]),
         }
 
     def last_generation(self) -> int | None:

@@ -277,3 +277,13 @@ def test_max_time_stops_between_generations(tmp_path):
     store = RunStore.open(run_dir, write=False)
     assert 0 < store.last_generation() < 1000
     store.close(checkpoint=False)
+
+
+def test_each_generation_stores_the_generator_state_it_ends_with(tmp_path):
+    run_dir = run_synthetic(config(tmp_path, generations=2))
+    store = RunStore.open(run_dir, write=False)
+    states = [store.generation(g)["rng"] for g in range(3)]
+    assert all(s["bit_generator"] == "PCG64" for s in states)
+    assert states[0] != states[1] != states[2]
+    assert store.state("rng") == states[2]  # the run continues from the last generation's state
+    store.close(checkpoint=False)
