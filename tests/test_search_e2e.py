@@ -130,3 +130,26 @@ def test_second_process_on_a_running_run_and_corrupt_db(tmp_path, serial_run):
     assert out.returncode == 2 and "not a readable evo run database" in out.stderr
     out = evo("front", str(tmp_path / "nowhere"), timeout=120)
     assert out.returncode == 2 and "no run here" in out.stderr
+
+
+def test_kill_9_of_a_real_search_then_resume_equals_uninterrupted(serial_run, tmp_path):
+    run_dir = tmp_path / "killed"
+    args = [sys.executable, "-m", "evo", "search", *SMALL, "--workers", "2",
+            "--run-dir", str(run_dir)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while _evaluations(run_dir) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                              text=True).stdout.split()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in children):
+        time.sleep(0.05)
+    survivors = [p for p in children if Path(f"/proc/{p}").exists()
+                 and Path(f"/proc/{p}/stat").read_text().split()[2] != "Z"]
+    assert not survivors, "a worker outlived the killed driver"
+    out = evo("search", "--resume", str(run_dir), "--workers", "2")
+    assert out.returncode == 0, out.stderr
+    assert snapshot(run_dir) == snapshot(serial_run)
