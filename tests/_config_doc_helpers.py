@@ -40,7 +40,7 @@ below may differ from the stored run; any other difference is refused, naming th
 
 def _escape_cells(table: str) -> str:
     """Escape ``|`` inside the last cell (help texts such as ``NAME(<=|<|>=|>)``) so the
-    Markdown table keeps four columns, and ``<name>`` placeholders so they are not read as
+    Markdown table keeps four columns, and ``<name>`` stand-ins so they are not read as
     HTML tags."""
     out = []
     for line in table.splitlines():

@@ -31,6 +31,16 @@ def run_synthetic(config: SearchConfig, *, resume: Path | None = None, delay: fl
                       problem_factory=synthetic_factory(delay, fail_token))
 
 
+def read_rows(run_dir: Path, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+    """Rows from a run's database, opened read-only (a search may be writing to it)."""
+    conn = sqlite3.connect(f"file:{run_dir / 'run.db'}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
 def snapshot(run_dir: Path) -> dict:
     """Everything that defines a run's outcome, independent of timing."""
     conn = sqlite3.connect(run_dir / "run.db")

@@ -24,6 +24,7 @@ from hardware.host import describe_host
 from hardware.latency import Measurement
 from hardware.targets import resolve_target
 from tests._runs_helpers import cli, copy_run, tiny_digits_run
+from tests._search_helpers import read_rows
 
 torch.set_num_threads(1)
 
@@ -32,17 +33,8 @@ SEARCH = ["search", "--grammar", "cnn_topology", "--dataset", "digits", "--epoch
           "--generations", "0", "--seed", "5", "--no-export", "--no-bench", "--quiet"]
 
 
-def _rows(run_dir: Path, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(f"file:{run_dir / 'run.db'}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
-
-
 def _measurements(run_dir: Path, source: str | None = None) -> list[sqlite3.Row]:
-    rows = _rows(run_dir, "SELECT * FROM measurements ORDER BY id")
+    rows = read_rows(run_dir, "SELECT * FROM measurements ORDER BY id")
     return [r for r in rows if source is None or r["source"] == source]
 
 
@@ -70,12 +62,12 @@ def benched_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(run_dir: Path) -> dict:
-    (row,) = _rows(run_dir, "SELECT value FROM meta WHERE key='config'")
+    (row,) = read_rows(run_dir, "SELECT value FROM meta WHERE key='config'")
     return json.loads(row["value"])
 
 
 def _exports(run_dir: Path) -> list[sqlite3.Row]:
-    return _rows(run_dir, "SELECT * FROM exports WHERE status='ok' ORDER BY id")
+    return read_rows(run_dir, "SELECT * FROM exports WHERE status='ok' ORDER BY id")
 
 
 # ---------------------------------------------------------------- after a search
@@ -283,12 +275,12 @@ def _plain_key(run_dir: Path, phenotype: str) -> str:
 
 
 def test_latency_objective_is_measured_stored_and_keyed_by_host(latency_run):
-    evaluations = _rows(latency_run, "SELECT * FROM evaluations WHERE status='ok'")
+    evaluations = read_rows(latency_run, "SELECT * FROM evaluations WHERE status='ok'")
     assert evaluations
     measurements = _measurements(latency_run)
     assert len(measurements) == len(evaluations)  # one per trained candidate, none twice
     by_member = {r["individual_id"]: r for r in measurements}
-    (problem,) = _rows(latency_run, "SELECT value FROM meta WHERE key='problem'")
+    (problem,) = read_rows(latency_run, "SELECT value FROM meta WHERE key='problem'")
     context = json.loads(problem["value"])["measurement"]
     assert context["host"] == describe_host().fingerprint
     assert context["targets"] == {"ov:CPU": resolve_target("ov:CPU").fingerprint}
@@ -302,7 +294,7 @@ def test_latency_objective_is_measured_stored_and_keyed_by_host(latency_run):
         assert onnx_file == latency_run / "models" / f"{ev['key'][:24]}.onnx"
         assert row["bytes"] == onnx_file.stat().st_size == metrics["onnx_bytes"]
         assert "onnx_bytes" not in objectives  # not asked for
-        (ind,) = _rows(latency_run, "SELECT phenotype FROM individuals WHERE id=?",
+        (ind,) = read_rows(latency_run, "SELECT phenotype FROM individuals WHERE id=?",
                        (ev["individual_id"],))
         payload = json.dumps({"evaluation": _plain_key(latency_run, ind["phenotype"]),
                               "measurement": context}, sort_keys=True, separators=(",", ":"))
@@ -314,14 +306,14 @@ def test_onnx_bytes_objective_and_latency_constraint(tmp_path, capsys):
     code, _, err = cli(capsys, *SEARCH, "--population", "2", "--objectives", "error,onnx_bytes",
                        "--constraint", "latency:ov:CPU<=1000ms", "--run-dir", str(run_dir))
     assert code == 0, err
-    evaluations = _rows(run_dir, "SELECT * FROM evaluations WHERE status='ok'")
+    evaluations = read_rows(run_dir, "SELECT * FROM evaluations WHERE status='ok'")
     assert evaluations
     for ev in evaluations:
         objectives, metrics = json.loads(ev["objectives"]), json.loads(ev["metrics"])
         onnx_file = run_dir / metrics["onnx"]
         assert objectives["onnx_bytes"] == onnx_file.stat().st_size  # reported by the worker
         assert 0 < objectives["latency:ov:CPU"] <= 1000
-    (generation,) = _rows(run_dir, "SELECT violation FROM generations")
+    (generation,) = read_rows(run_dir, "SELECT violation FROM generations")
     assert all(v == 0 for v in json.loads(generation["violation"]))
 
 
@@ -335,9 +327,9 @@ def test_warm_start_reuses_latency_measured_on_this_host_only(latency_run, tmp_p
                        "--run-dir", str(run_dir))
     assert code == 0, err
     assert _measurements(run_dir) == []  # latency reused, never re-measured
-    warm = {r["key"]: json.loads(r["objectives"]) for r in _rows(latency_run,
+    warm = {r["key"]: json.loads(r["objectives"]) for r in read_rows(latency_run,
                                                                  "SELECT * FROM evaluations")}
-    copied = _rows(run_dir, "SELECT * FROM evaluations")
+    copied = read_rows(run_dir, "SELECT * FROM evaluations")
     assert copied and all(r["source"] == "warm-start" for r in copied)
     for r in copied:
         objectives = json.loads(r["objectives"])
@@ -345,7 +337,7 @@ def test_warm_start_reuses_latency_measured_on_this_host_only(latency_run, tmp_p
             assert objectives["latency:ov:CPU"] == warm[r["key"]]["latency:ov:CPU"]
             assert objectives["onnx_bytes"] == (run_dir / json.loads(r["metrics"])["onnx"]
                                                 ).stat().st_size
-    (generation,) = _rows(run_dir, "SELECT violation FROM generations")
+    (generation,) = read_rows(run_dir, "SELECT violation FROM generations")
     assert all(v > 0 for v in json.loads(generation["violation"]))
 
     # Another host: the warm start is refused before anything runs.
@@ -396,7 +388,7 @@ def test_resume_after_a_kill_while_measuring_never_measures_twice(tmp_path, caps
     code, _, err = cli(capsys, "search", "--resume", str(run_dir), "--quiet")
     assert code == 0, err
     rows = _measurements(run_dir)
-    evaluations = _rows(run_dir, "SELECT * FROM evaluations WHERE status='ok'")
+    evaluations = read_rows(run_dir, "SELECT * FROM evaluations WHERE status='ok'")
     assert len(rows) == len(evaluations) == len({r["individual_id"] for r in rows})
     assert tuple(rows[0]) == tuple(first)  # the stored one was kept, not measured again
     for ev in evaluations:

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from evo.cli.app import main
 from evo.store import RunLock
 from export.formats import ALL_FORMATS
 from export.manifest import read_manifest, verify_files
+from tests._search_helpers import read_rows
 
 pytestmark = pytest.mark.slow
 
@@ -43,15 +43,6 @@ def evo(*args: str | Path) -> tuple[int, str, str]:
     return int(code or 0), out.getvalue(), err.getvalue()
 
 
-def db_rows(run_dir: Path, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(f"file:{run_dir / 'run.db'}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> dict:
     torch.set_num_threads(1)
@@ -60,9 +51,9 @@ def run(tmp_path_factory) -> dict:
     assert code == 0, err
     front = json.loads(evo("front", run_dir, "--json")[1])["front"]
     members = [row["member"] for row in front]
-    trained = [r["individual_id"] for r in db_rows(
+    trained = [r["individual_id"] for r in read_rows(
         run_dir, "SELECT individual_id FROM evaluations WHERE status='ok' ORDER BY individual_id")]
-    untrained = [r["id"] for r in db_rows(
+    untrained = [r["id"] for r in read_rows(
         run_dir, "SELECT i.id FROM individuals i JOIN evaluations e ON e.key = i.eval_key"
         " WHERE e.status != 'ok' ORDER BY i.id")]
     return {"dir": run_dir, "stdout": out, "front": front, "members": members,
@@ -73,7 +64,7 @@ def test_search_exports_the_front_as_onnx_and_ir_fp32_by_default(run):
     run_dir, members = run["dir"], run["members"]
     assert members
     assert "export: front members to onnx, ir-fp32" in run["stdout"]
-    rows = db_rows(run_dir, "SELECT * FROM exports ORDER BY id")
+    rows = read_rows(run_dir, "SELECT * FROM exports ORDER BY id")
     assert {(r["individual_id"], r["format"]) for r in rows} == {
         (m, f) for m in members for f in ("onnx", "ir-fp32")}
     for row in rows:
@@ -97,7 +88,7 @@ def test_search_exports_the_front_as_onnx_and_ir_fp32_by_default(run):
 def test_export_front_all_formats_writes_one_checked_table(run, tmp_path):
     run_dir, members = run["dir"], run["members"]
     out_dir = tmp_path / "all"
-    before = len(db_rows(run_dir, "SELECT id FROM exports"))
+    before = len(read_rows(run_dir, "SELECT id FROM exports"))
     code, out, err = evo("export", run_dir, "--front", "--format", "all", "--out", out_dir)
     assert code == 0, err
     assert out.count("Export of") == 1  # one table for every member and format
@@ -120,7 +111,7 @@ def test_export_front_all_formats_writes_one_checked_table(run, tmp_path):
             assert (manifest["status"] == "ok") == (manifest["reason"] is None)
             if fmt.endswith("int8"):
                 assert manifest["calibration"]["used"] == 300
-    rows = db_rows(run_dir, "SELECT * FROM exports WHERE id > ? ORDER BY id", (before,))
+    rows = read_rows(run_dir, "SELECT * FROM exports WHERE id > ? ORDER BY id", (before,))
     assert len(rows) == len(members) * len(ALL_FORMATS)
     assert {r["path"] for r in rows} == {
         str((out_dir / str(m) / f).resolve()) for m in members for f in ALL_FORMATS}
@@ -139,7 +130,7 @@ def test_json_for_an_off_front_member_uses_the_search_weights(run, tmp_path):
     assert data["failed"] == 0 and data["artifacts"] == 2
     (entry,) = data["members"]
     assert entry["member"] == member and entry["weights"] == "search"
-    weights = db_rows(run["dir"], "SELECT e.weights FROM evaluations e JOIN individuals i"
+    weights = read_rows(run["dir"], "SELECT e.weights FROM evaluations e JOIN individuals i"
                       " ON i.eval_key = e.key WHERE i.id = ?", (member,))[0]["weights"]
     assert entry["checkpoint"] == weights
     for row in entry["rows"]:
@@ -149,7 +140,7 @@ def test_json_for_an_off_front_member_uses_the_search_weights(run, tmp_path):
 
 def test_bad_members_formats_and_folders_exit_2_with_one_line(run, tmp_path):
     run_dir = run["dir"]
-    count = len(db_rows(run_dir, "SELECT id FROM individuals"))
+    count = len(read_rows(run_dir, "SELECT id FROM individuals"))
     cases = [
         (("--member", "999"), ["no member 999", f"1 to {count}"]),
         (("--format", "onnx,tflite"), ["unknown export format tflite"]),
@@ -158,14 +149,14 @@ def test_bad_members_formats_and_folders_exit_2_with_one_line(run, tmp_path):
     if run["untrained"]:
         cases.append((("--member", str(run["untrained"][0])), ["no trained weights"]))
     (tmp_path / "file").write_text("not a folder")
-    before = len(db_rows(run_dir, "SELECT id FROM exports"))
+    before = len(read_rows(run_dir, "SELECT id FROM exports"))
     for args, words in cases:
         code, out, err = evo("export", run_dir, *args)
         assert code == 2, (args, out, err)
         assert len(err.strip().splitlines()) == 1 and err.startswith("evo: error:")
         for word in words:
             assert word in err, (args, err)
-    assert len(db_rows(run_dir, "SELECT id FROM exports")) == before
+    assert len(read_rows(run_dir, "SELECT id FROM exports")) == before
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
