@@ -4,8 +4,9 @@ PonyGE2 is the reference the paper built on, and its quirks are part of what a g
 we keep them: the wrap counter starts at -1 and is bumped at the top of *every* loop iteration
 in which the codons read are a positive multiple of the genome length and a non-terminal
 remains (one pass can count several times, and ``max_wraps=0`` can still read one codon past
-the end); the depth limit is checked before popping, so a derivation whose last symbol goes past
-it stays valid; a single-choice rule still consumes a codon. ``semantics="strict"`` offers
+the end); the depth limit is checked at the top of each iteration, before popping, so the
+symbol whose depth first breaches it is still processed and a derivation whose last symbol goes
+past it stays valid; a single-choice rule still consumes a codon. ``semantics="strict"`` offers
 textbook wrapping instead: at most ``max_wraps`` re-reads of the genome, and any derivation
 deeper than ``max_tree_depth`` is invalid.
 
@@ -105,13 +106,22 @@ def map_genome(
     nodes = 1
     nts_left = 1
     # Fast loop: valid while no wrap is pending. PonyGE2 checks the depth limit at the top of
-    # the next iteration; breaking right after the update that breaches it ends the same way.
+    # the *next* iteration, so the symbol whose depth first breaches it is still processed (a
+    # terminal emitted, a non-terminal expanded) before the loop stops.
     wrap_pending = False
     while stack:
         sym, depth = pop()
         if depth > max_depth:
             max_depth = depth
             if max_depth > limit:
+                if type(sym) is str:
+                    emit(sym)
+                else:
+                    n_choices, choices = table[sym]  # type: ignore[index]
+                    _p, nt_kids, kids, _l, _r, _d, _i = choices[codons[used] % n_choices]
+                    used += 1
+                    stack.extend((kid, depth + 1) for kid in kids)
+                    nodes += nt_kids or 1
                 break
         if type(sym) is str:
             emit(sym)
