@@ -3,11 +3,14 @@
 For a fixed set of conv nets (below; from well under 1 ms to several ms on a 1-thread CPU) each
 round measures every model twice, interleaved: with ``hardware.measure`` (full protocol, ov:CPU,
 1 thread) and with ``benchmark_app -m M -d CPU -hint none -nthreads 1 -nstreams 1 -nireq 1
--api sync -t 5`` (its ``Median:`` line). The order of the two alternates between rounds so a
-drift in machine load hits both equally. Printed: per model the ratio ours/benchmark_app of the
-medians (median over rounds, with min..max spread) and whether it is within +/-10 %; beside it,
-as a diagnostic, the ratio of the minimum latencies (insensitive to other processes taking the
-CPU) and the machine's 1-minute load average during the model's rounds.
+-api sync -t 5 -infer_precision P`` (its ``Median:`` line), where P is the precision our
+measurement read back from its compiled model (the CPU's default: f32, or bf16 on CPUs with
+AVX-512 BF16 or AMX), so both tools time the same precision by construction. The order of the
+two alternates between rounds so a drift in machine load hits both equally. Printed: per model
+the executed precision, the ratio ours/benchmark_app of the medians (median over rounds, with
+min..max spread) and whether it is within +/-10 %; beside it, as a diagnostic, the ratio of the
+minimum latencies (insensitive to other processes taking the CPU) and the machine's 1-minute
+load average during the model's rounds.
 
     .venv/bin/python benchmarks/bench_latency.py [--rounds 5] [--keep DIR]
 
@@ -50,6 +53,7 @@ BENCHMARK_APP_ARGS = [
     "-api", "sync", "-t", "5",
 ]  # fmt: skip
 _STATISTIC = re.compile(r"(Median|Min):\s+([0-9.]+)\s+(us|ms)")
+_PRECISION_LINE = re.compile(r"INFERENCE_PRECISION_HINT:\s*<Type: '(\w+)'>")
 
 
 def build_model(folder: Path, name: str, size: int, blocks: list[tuple[int, int]]) -> Path:
@@ -100,10 +104,24 @@ def build_model(folder: Path, name: str, size: int, blocks: list[tuple[int, int]
     return xml_path
 
 
-def benchmark_app_ms(executable: str, model: Path) -> tuple[float, float]:
-    """(median, min) latency in ms from benchmark_app's report (it prints us or ms)."""
+# hardware.measure's executed precision -> benchmark_app's -infer_precision value, and back
+# from the type name benchmark_app reports for its compiled model.
+OV_PRECISION = {"FP32": "f32", "BF16": "bf16", "FP16": "f16"}
+REPORTED_PRECISION = {"float32": "FP32", "bfloat16": "BF16", "float16": "FP16"}
+
+
+def benchmark_app_ms(executable: str, model: Path, precision: str) -> tuple[float, float]:
+    """(median, min) latency in ms from benchmark_app's report (it prints us or ms), run at
+    ``precision`` (``FP32``/``BF16``/``FP16``, what our own measurement executed)."""
     done = subprocess.run(
-        [executable, "-m", str(model), *BENCHMARK_APP_ARGS],
+        [
+            executable,
+            "-m",
+            str(model),
+            *BENCHMARK_APP_ARGS,
+            "-infer_precision",
+            OV_PRECISION[precision],
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -115,6 +133,9 @@ def benchmark_app_ms(executable: str, model: Path) -> tuple[float, float]:
     if done.returncode != 0 or set(found) != {"Median", "Min"}:
         tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
         raise RuntimeError(f"benchmark_app failed on {model.name}: {' | '.join(tail)}")
+    reported = {REPORTED_PRECISION.get(t, t) for t in _PRECISION_LINE.findall(done.stdout)}
+    if reported != {precision}:
+        raise RuntimeError(f"benchmark_app ran {model.name} at {reported}, ours at {precision}")
     return found["Median"], found["Min"]
 
 
@@ -135,9 +156,10 @@ class Pair:
         return self.ours_min_ms / self.reference_min_ms
 
 
-def measure_ours(path: Path) -> tuple[float, float]:
-    latency = measure(path, "ov:CPU", FULL, threads=1).latency
-    return latency.median_ms, latency.min_ms
+def measure_ours(path: Path) -> tuple[float, float, str]:
+    """(median, min) latency in ms and the precision the CPU executed (read back)."""
+    measured = measure(path, "ov:CPU", FULL, threads=1)
+    return measured.latency.median_ms, measured.latency.min_ms, measured.executed_precision
 
 
 def main() -> int:
@@ -161,20 +183,24 @@ def main() -> int:
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(f"date (UTC): {started.isoformat(timespec='seconds')}")
     print(f"machine: {host.summary()}; Python {platform.python_version()}")
-    print(f"benchmark_app {' '.join(BENCHMARK_APP_ARGS)}")
+    print(f"benchmark_app {' '.join(BENCHMARK_APP_ARGS)} -infer_precision <what ours executed>")
     print(f"CPUs: {os.cpu_count()}; 1-minute load average at start: {os.getloadavg()[0]:.1f}\n")
 
     pairs: dict[str, list[Pair]] = {name: [] for name in MODELS}
+    precisions: dict[str, str] = {}  # set by our first measurement (round 1 measures ours first)
     clock = time.perf_counter()
     for round_index in range(args.rounds):
         for name, path in paths.items():
             load_before = os.getloadavg()[0]
             if round_index % 2 == 0:
-                ours, ours_min = measure_ours(path)
-                reference, reference_min = benchmark_app_ms(executable, path)
+                ours, ours_min, executed = measure_ours(path)
+                precision = precisions.setdefault(name, executed)
+                reference, reference_min = benchmark_app_ms(executable, path, precision)
             else:
-                reference, reference_min = benchmark_app_ms(executable, path)
-                ours, ours_min = measure_ours(path)
+                reference, reference_min = benchmark_app_ms(executable, path, precisions[name])
+                ours, ours_min, executed = measure_ours(path)
+            if executed != precisions[name]:
+                raise RuntimeError(f"{name}: ran at {executed}, earlier {precisions[name]}")
             load = (load_before + os.getloadavg()[0]) / 2
             pair = Pair(ours, reference, ours_min, reference_min, load)
             pairs[name].append(pair)
@@ -186,10 +212,10 @@ def main() -> int:
                 flush=True,
             )
 
-    print("| model | ours median (ms) | benchmark_app median (ms) | ratio of medians "
-          "(median over rounds) | spread (min..max) | within +/-10 % | ratio of mins | "
-          "load avg (1 min) |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---|---:|---:|")
+    print("| model | executed precision (both) | ours median (ms) | benchmark_app median (ms) | "
+          "ratio of medians (median over rounds) | spread (min..max) | within +/-10 % | "
+          "ratio of mins | load avg (1 min) |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|")
     misses = 0
     for name, rows in pairs.items():
         ratios = [p.ratio for p in rows]
@@ -197,7 +223,7 @@ def main() -> int:
         inside = abs(ratio - 1.0) <= TOLERANCE
         misses += not inside
         print(
-            f"| {name} | {statistics.median(p.ours_ms for p in rows):.4f} | "
+            f"| {name} | {precisions[name]} | {statistics.median(p.ours_ms for p in rows):.4f} | "
             f"{statistics.median(p.reference_ms for p in rows):.4f} | {ratio:.3f} | "
             f"{min(ratios):.3f}..{max(ratios):.3f} | {'yes' if inside else 'NO'} | "
             f"{statistics.median(p.min_ratio for p in rows):.3f} | "

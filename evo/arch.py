@@ -611,6 +611,13 @@ _TOKEN = re.compile(
 )
 
 
+# Every number and name in the language fits in a few characters; longer tokens are refused
+# before any conversion (int() of a 5,000-digit text raises ValueError), and so are texts far
+# longer than any phenotype (a grammar's phenotypes are a few hundred characters).
+MAX_TOKEN_CHARS = 32
+MAX_TEXT_CHARS = 100_000
+
+
 @dataclass(frozen=True)
 class _Token:
     kind: str  # num, name, punct, end
@@ -634,7 +641,8 @@ class _Parser:
 
     def error(self, token: _Token, problem: str, hint: str = "") -> ArchParseError:
         line, col, where = self._where(token.pos)
-        shown = "end of text" if token.kind == "end" else repr(token.text)
+        text = token.text if len(token.text) <= 40 else token.text[:37] + "..."
+        shown = "end of text" if token.kind == "end" else repr(text)
         return ArchParseError(
             f"{problem} at {where}: {shown}", hint, token=token.text, line=line, col=col
         )
@@ -644,6 +652,10 @@ class _Parser:
     def _tokenize(self, text: str) -> list[_Token]:
         tokens: list[_Token] = []
         pos = 0
+        if len(text) > MAX_TEXT_CHARS:
+            raise ArchParseError(
+                f"architecture text is {len(text):,} characters; the limit is "
+                f"{MAX_TEXT_CHARS:,}", "a network is a few hundred characters of layers")
         while pos < len(text):
             m = _TOKEN.match(text, pos)
             if m is None:
@@ -654,6 +666,15 @@ class _Parser:
                     "the language uses names, numbers, ( ) , = | and whitespace only",
                 )
             kind = m.lastgroup or ""
+            if kind in ("num", "name") and m.end() - pos > MAX_TOKEN_CHARS:
+                raise self.error(
+                    _Token(kind, m.group(), pos),
+                    f"{'number' if kind == 'num' else 'name'} of {m.end() - pos:,} characters "
+                    f"(the limit is {MAX_TOKEN_CHARS})",
+                    "numbers in the language are small: filters up to 4096, dense units up to "
+                    "65536, rates like 0.001 or 1e-3" if kind == "num" else
+                    "names are short words such as conv, dense or optimizer",
+                )
             if kind not in ("ws", "comment"):
                 tokens.append(_Token(kind, m.group(), pos))
             pos = m.end()

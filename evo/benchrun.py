@@ -3,9 +3,10 @@
 Why this module exists: ``hardware`` measures model files and knows nothing of runs, and the
 ``export`` step records files without timing them. This joins the two: it finds each member's
 exported files in ``run.db`` (the newest export of each format), measures them on targets, and
-records every result in the ``measurements`` table, where ``evo front`` and ``evo bench
-RUN_DIR`` read them. Results measured on an edge box by ``python -m hardware bench --out`` are
-matched to members by the sha256 of the model files and kept with that device's host.
+records every result in the ``measurements`` table, where ``evo front`` (see
+:mod:`evo.front_measured`) and ``evo bench RUN_DIR`` read them. Results measured on an edge
+box by ``python -m hardware bench --out`` are matched to members by the sha256 of the model
+files and kept with that device's host.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 
 Say = Callable[[str], None]
 BYTES_PER_MB = 1_000_000
-# Which format a front column shows for a target when several were measured: FP32 first.
-_PREFERRED_FORMATS = {"ort": ("onnx",), "ov": ("ir-fp32", "onnx")}
 
 
 @dataclass(frozen=True)
@@ -63,6 +62,9 @@ def exported_models(store: RunStore, eval_keys: Iterable[str] | None = None,
     the newest export of each format per network (an older one's files were overwritten)."""
     import json
 
+    from evo.export_swap import export_problem, repair
+
+    repair(store)  # finish the swaps of a killed export first
     wanted = None if eval_keys is None else set(eval_keys)
     rows = store.conn.execute(
         "SELECT e.*, i.eval_key AS eval_key FROM exports e JOIN individuals i"
@@ -79,6 +81,8 @@ def exported_models(store: RunStore, eval_keys: Iterable[str] | None = None,
         if row["status"] != "ok" or not row["path"]:
             continue
         details = json.loads(row["details"])
+        if export_problem(store.run_dir, row["path"], details) is not None:
+            continue  # its files are missing or not yet in place (an interrupted export)
         files = tuple(details.get("files") or ())
         model_file = next((f["name"] for f in files
                            if str(f["name"]).lower().endswith((".onnx", ".xml"))), None)
@@ -416,58 +420,3 @@ def bench_step(run_dir: Path, config: SearchConfig, say: Say) -> None:
         say(f"bench: {exc.message}")
         return
     say(f"bench: done in {time.perf_counter() - started:.1f} s")
-
-
-# ---------------------------------------------------------------- evo front
-
-
-def latency_label(target: str, host: dict[str, Any], local_fingerprint: str) -> str:
-    """A front column per target; measurements from another machine get its host name."""
-    if host.get("fingerprint") == local_fingerprint:
-        return target
-    return f"{target}@{host.get('hostname', '?')}"
-
-
-def add_latency_column(store: RunStore, rows: list[dict[str, Any]]) -> None:
-    """Front columns: each member's latency per target (median ms), FP32 format preferred
-    (onnx on onnxruntime, ir-fp32 on OpenVINO), newest measurement of that format."""
-    measurements = store.measurements()
-    if not measurements:
-        return
-    from hardware.host import describe_host
-
-    local = describe_host().fingerprint
-    by_key: dict[str, list[dict[str, Any]]] = {}
-    for m in measurements:
-        if m["eval_key"] is not None and m["median_ms"] is not None:
-            by_key.setdefault(m["eval_key"], []).append(m)
-    for row in rows:
-        ind = store.individual(int(row["member"]))
-        found = by_key.get(ind.eval_key or "") if ind is not None else None
-        if not found:
-            continue
-        groups: dict[str, list[dict[str, Any]]] = {}
-        for m in found:
-            groups.setdefault(latency_label(m["target"], m["host"], local), []).append(m)
-        latency = {}
-        for label, items in groups.items():
-            best = _preferred(items)
-            latency[label] = {
-                "median_ms": best["median_ms"],
-                "p90_ms": (best["details"].get("latency") or {}).get("p90_ms"),
-                "format": best["format"], "protocol": best["protocol"],
-                "source": best["source"], "host": best["host"].get("hostname"),
-                "measured_utc": best["details"].get("measured_utc"),
-            }
-            row.setdefault("extra", {})[f"latency {label} (ms)"] = (
-                f"{best['median_ms']:.4f} ({best['format']}, {best['protocol']})")
-        row["latency"] = latency
-
-
-def _preferred(items: list[dict[str, Any]]) -> dict[str, Any]:
-    runtime = str(items[0]["target"]).split(":", 1)[0]
-    for name in _PREFERRED_FORMATS.get(runtime, ()):
-        matching = [m for m in items if m["format"] == name]
-        if matching:
-            return matching[-1]
-    return items[-1]

@@ -95,8 +95,12 @@ def _field(payload: dict[str, Any], key: str, kind: type | tuple[type, ...], pat
     return value
 
 
-def load_checkpoint(path: Path) -> Checkpoint:
-    """Read a checkpoint (weights only, nothing executed) and rebuild its network."""
+def load_checkpoint(path: Path, max_memory: int | None = None) -> Checkpoint:
+    """Read a checkpoint (weights only, nothing executed) and rebuild its network.
+
+    Refuses (``MemoryLimitError``) a network whose export is estimated above ``max_memory``
+    bytes (default: the machine's limit) before building it."""
+    from evo.memory import check_memory, default_limit, estimate_export
     from evo.model import build_model
 
     path = Path(path)
@@ -121,6 +125,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
     if len(shape) != 3:
         raise EvoError(f"{path}: input shape {shape} is not (C, H, W)", hint)
     resolved = resolve(parse_arch(text), shape, num_classes)
+    check_memory(estimate_export(resolved), default_limit() if max_memory is None else max_memory,
+                 f"{path.name}'s network")
     model = build_model(resolved)
     try:
         model.load_state_dict(state, strict=True)

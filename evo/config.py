@@ -8,12 +8,16 @@ reference in ``docs/`` all come from this one place and cannot drift apart.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from evo.errors import EvoError
+
+SEED_LIMIT = 2**63  # seeds are stored as SQLite integers and fed to numpy and torch
 
 
 def _opt(default: Any, help: str, resume_safe: bool = False) -> Any:
@@ -46,12 +50,18 @@ class SearchConfig:
     workers: int = _opt(1, "Evaluations run in this many worker processes.", resume_safe=True)
     threads: int = _opt(1, "Torch threads per evaluation (changes results: part of the "
                         "evaluation key).")
-    max_evals: int | None = _opt(None, "Stop after this many trained evaluations (checked "
+    max_evals: int | None = _opt(None, "Stop after this many evaluations: trained, skipped or "
+                                 "failed; cached and invalid individuals are free (checked "
                                  "between generations).", resume_safe=True)
     max_time: float | None = _opt(None, "Stop after this many minutes of this invocation "
                                   "(checked between generations).", resume_safe=True)
     candidate_timeout: float | None = _opt(None, "Wall-clock limit per candidate in seconds; "
                                            "makes results machine-dependent.")
+    max_memory: str | None = _opt(None, "Memory one evaluation may use, e.g. 4GB or 512MiB "
+                                  "(default: three quarters of this machine's memory, shared "
+                                  "by the --workers); a candidate whose estimated need is larger "
+                                  "is recorded infeasible without being built.",
+                                  resume_safe=True)
     run_dir: str | None = _opt(None, "Run folder (default runs/<grammar>-<dataset>-s<seed>-<time>)"
                                ".")
     quiet: bool = _opt(False, "Print only the final front.", resume_safe=True)
@@ -74,10 +84,13 @@ class SearchConfig:
                                   "measured on with the quick protocol (empty: none).")
     final_epochs: int | None = _opt(None, "Retrain the final front on train+validation for this "
                                     "many epochs and record test accuracy.")
-    warm_start: str | None = _opt(None, "Reuse evaluations of an earlier run with the same "
-                                  "dataset, budget and evaluation key.")
+    warm_start: str | None = _opt(None, "Reuse the evaluations of this earlier run; it must "
+                                  "have the same dataset, seed, epochs, candidate-timeout, "
+                                  "device type and threads.")
     warm_start_front: bool = _opt(False, "Also seed the initial population with the warm-start "
                                   "run's front.")
+    oversubscribe: bool = _opt(False, "Allow more --workers than this machine's cores and "
+                               "memory support (refused otherwise).", resume_safe=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
@@ -92,7 +105,8 @@ class SearchConfig:
             if name not in known:
                 raise EvoError(f"unknown configuration key {key!r}",
                                "see docs/configuration.md for every key")
-            if isinstance(cls.__dataclass_fields__[name].default, tuple) and value is not None:
+            if isinstance(cls.__dataclass_fields__[name].default, tuple) and \
+                    isinstance(value, str | list | tuple):
                 value = tuple(value.split(",")) if isinstance(value, str) else tuple(value)
                 value = tuple(v for v in value if v != "")
             values[name] = value
@@ -110,6 +124,135 @@ class SearchConfig:
     def replace(self, **changes: Any) -> SearchConfig:
         return dataclasses.replace(self, **changes)
 
+    def check(self) -> SearchConfig:
+        """Refuse a configuration a user gave (command line, TOML file or Python) that cannot
+        run: wrong types, values out of range, unknown objectives, constraints no network can
+        meet, unknown export formats or targets, more workers than the machine holds. The one
+        place these rules live, so every way of configuring a search gets the same checks.
+        Stored configurations are read without it, so an older run always opens."""
+        for f in fields(self):
+            _check_type(f.name, str(f.type), getattr(self, f.name))
+        for ok, message in _value_checks(self):
+            if not ok:
+                raise EvoError(message, "fix the option on the command line or its key in the "
+                                        "TOML file; docs/configuration.md lists them")
+        _check_names(self)
+        _check_workers(self)
+        return self
+
+
+_KINDS = {"int": "a whole number", "float": "a number", "str": "text",
+          "bool": "true or false", "tuple[str, ...]": "a list of text"}
+
+
+def _check_type(name: str, annotation: str, value: Any) -> None:
+    """``population = 2.5`` or ``"many"`` in a TOML file: one line, not a TypeError later."""
+    kind = annotation.split("|")[0].strip()
+    if value is None and "None" in annotation:
+        return
+    if kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif kind == "str":
+        ok = isinstance(value, str)
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+    else:  # tuple[str, ...]
+        ok = isinstance(value, tuple | list) and all(isinstance(v, str) for v in value)
+    if not ok:
+        flag = "--" + name.replace("_", "-")
+        raise EvoError(f"{flag} must be {_KINDS[kind]}, not {value!r}",
+                       f"fix it on the command line or its key {flag[2:]} in the TOML file")
+
+
+def _positive(value: float | None) -> bool:
+    return value is None or (math.isfinite(value) and value > 0)
+
+
+def _value_checks(c: SearchConfig) -> Iterator[tuple[bool, str]]:
+    """(holds, message) for every range rule; messages name the option and the value."""
+    yield c.population >= 2, f"--population must be at least 2, not {c.population}"
+    yield c.generations >= 0, f"--generations must be 0 or more, not {c.generations}"
+    yield c.epochs >= 1, f"--epochs must be at least 1, not {c.epochs}"
+    yield 0 <= c.seed < SEED_LIMIT, f"--seed must be from 0 to 2**63 - 1, not {c.seed}"
+    yield c.workers >= 1, f"--workers must be at least 1, not {c.workers}"
+    yield c.threads >= 1, f"--threads must be at least 1, not {c.threads}"
+    yield c.strategy in ("nsga2", "random"), f"--strategy is nsga2 or random, not {c.strategy!r}"
+    yield c.init in ("sensible", "pi-grow", "random"), \
+        f"--init is sensible, pi-grow or random, not {c.init!r}"
+    yield c.max_evals is None or c.max_evals >= 1, \
+        f"--max-evals must be at least 1, not {c.max_evals}"
+    yield _positive(c.max_time), \
+        f"--max-time must be a positive number of minutes, not {c.max_time}"
+    yield _positive(c.candidate_timeout), \
+        f"--candidate-timeout must be a positive number of seconds, not {c.candidate_timeout}"
+    yield c.genome_length >= 1, f"--genome-length must be at least 1, not {c.genome_length}"
+    yield c.codon_size >= 1, f"--codon-size must be at least 1, not {c.codon_size}"
+    yield c.max_wraps >= 0, f"--max-wraps must be 0 or more, not {c.max_wraps}"
+    yield c.max_tree_depth >= 0, \
+        f"--max-tree-depth must be 0 (no limit) or more, not {c.max_tree_depth}"
+    yield c.max_init_depth >= 1, f"--max-init-depth must be at least 1, not {c.max_init_depth}"
+    yield c.min_init_depth is None or c.min_init_depth >= 1, \
+        f"--min-init-depth must be at least 1, not {c.min_init_depth}"
+    yield c.min_init_depth is None or c.min_init_depth <= c.max_init_depth, \
+        (f"--min-init-depth {c.min_init_depth} is above --max-init-depth {c.max_init_depth}; "
+         "the smallest ramped depth cannot exceed the largest")
+    yield math.isfinite(c.crossover) and 0 <= c.crossover <= 1, \
+        f"--crossover is a probability in [0, 1], not {c.crossover}"
+    yield c.mutation is None or (math.isfinite(c.mutation) and 0 <= c.mutation <= 1), \
+        f"--mutation is a probability in [0, 1], not {c.mutation}"
+    yield c.final_epochs is None or c.final_epochs >= 1, \
+        f"--final-epochs must be at least 1, not {c.final_epochs}"
+
+
+def _check_names(c: SearchConfig) -> None:
+    """Objectives, constraints (and whether any network could meet them), export formats and
+    bench targets, in the words of the option they came from."""
+    from evo.objectives import objective_kind, parse_constraint, parse_objectives
+
+    parse_objectives(c.objectives)
+    for text in c.constraint:
+        limit = parse_constraint(text)
+        kind = objective_kind(limit.name)
+        if limit.limit < 0:
+            raise EvoError(f"constraint {text!r}: {limit.name} cannot be negative",
+                           f"give a limit of 0 or more, e.g. {limit.name}{limit.op}2e5"
+                           if kind == "count" else "give a limit of 0 or more")
+        if kind == "fraction" and limit.limit > 1:
+            raise EvoError(f"constraint {text!r}: {limit.name} is a fraction from 0 to 1 "
+                           "(0% to 100%)", f"e.g. {limit.name}{limit.op}5% or "
+                                           f"{limit.name}{limit.op}0.05")
+    if c.export:
+        from export.errors import ExportError
+        from export.formats import parse_formats  # numpy only: cheap
+
+        try:
+            parse_formats(",".join(c.export))
+        except ExportError as exc:
+            raise EvoError(f"--export: {exc.message}", exc.hint) from None
+    if c.bench:
+        from hardware.errors import HardwareError
+        from hardware.targets import parse_targets
+
+        try:
+            parse_targets(c.bench)
+        except HardwareError as exc:
+            raise EvoError(f"--bench: {exc.message}", exc.hint) from None
+
+
+def _check_workers(c: SearchConfig) -> None:
+    from evo.capacity import worker_limit
+
+    if c.workers <= 1 or c.oversubscribe:
+        return
+    limit = worker_limit(c.threads)
+    if c.workers > limit.workers:
+        raise EvoError(
+            f"--workers {c.workers}: this machine runs at most {limit.workers} "
+            f"({limit.reason})",
+            f"use --workers {limit.workers} or fewer, or add --oversubscribe to start them anyway")
+
 
 def load_toml(path: Path) -> dict[str, Any]:
     """Read a configuration file; keys are the long option names (``max-evals``)."""
@@ -118,6 +261,12 @@ def load_toml(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise EvoError(f"{path}: configuration file not found", "pass an existing .toml file"
                        ) from None
+    except IsADirectoryError:
+        raise EvoError(f"{path}: is a folder, not a configuration file",
+                       f"pass a .toml file, e.g. {path / 'config.toml'}") from None
+    except OSError as exc:
+        raise EvoError(f"{path}: cannot read the configuration file ({exc.strerror})",
+                       "pass a readable .toml file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise EvoError(f"{path}: not valid TOML ({exc})", "fix the file; see docs/configuration.md"
                        ) from None
@@ -145,6 +294,37 @@ def to_toml(config: SearchConfig, header: str = "") -> str:
         key = f.name.replace("_", "-")
         lines.append(f"# {key} = (not set)" if value is None else f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
+
+
+def _is_path(name: str, value: str | None) -> bool:
+    """A value that names a file or folder (not a shipped grammar or dataset name)."""
+    if not value:
+        return False
+    if name in ("grammar", "dataset") and "/" not in value and not Path(value).suffix:
+        return False
+    return Path(value).exists()
+
+
+def run_config_toml(config: SearchConfig, run_dir: Path) -> str:
+    """``RUN_DIR/config.toml``: the run's configuration and the two commands that reuse it.
+
+    ``run-dir`` is left unset, so ``--config`` of this file starts a new run in a new folder
+    instead of colliding with this one (or nesting inside it); file paths are made absolute,
+    so the commands work from any folder.
+    """
+    where = Path(run_dir).resolve()
+    paths = {f.name: str(Path(v).resolve()) for f in fields(config)
+             if isinstance(v := getattr(config, f.name), str) and f.name != "run_dir"
+             and f.name in ("grammar", "dataset", "data_dir", "test_set", "warm_start")
+             and _is_path(f.name, v)}
+    header = (
+        "Written from run.db for people to read; editing it changes nothing in this run.\n"
+        f"Continue this run (or extend it with --generations N):\n"
+        f"  evo search --resume {where}\n"
+        "Start a new run from this configuration, in a new folder under ./runs/:\n"
+        f"  evo search --config {where / 'config.toml'}\n"
+        "  (options given on the command line win over the file: --run-dir DIR, --seed N)")
+    return to_toml(config.replace(run_dir=None, **paths), header)
 
 
 def reference_markdown() -> str:

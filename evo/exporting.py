@@ -1,17 +1,18 @@
 """Export members of a run (or one evo checkpoint file) with the ``export`` library.
 
 Why this module exists: ``export/`` knows nothing of runs, so something must pick each member's
-best weights (the retrained checkpoint when one exists, else the search's), load the run's own
-dataset with the run's split seed (training samples calibrate INT8, the test split measures
-accuracy, validation drives accuracy-controlled INT8), say in every manifest where the model
-came from, and record every artifact in ``run.db``. The CLI (``evo export``) and the step after
-``evo search`` both call :func:`export_run`, so they cannot disagree.
+weights (its newest retrain, or the one named, else the search's: :mod:`evo.export_weights`),
+load the run's own dataset with the run's split seed (training samples calibrate INT8, the test
+split measures accuracy, validation drives accuracy-controlled INT8), say in every manifest
+where the model came from, and record every artifact in ``run.db``. The CLI (``evo export``)
+and the step after ``evo search`` both call :func:`export_run`, so they cannot disagree.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ import numpy as np
 
 from evo.config import SearchConfig
 from evo.errors import EvoError
-from evo.store import Individual, RunStore
+from evo.export_weights import MemberWeights, choose_members, member_weights
+from evo.store import RunStore
 
 if TYPE_CHECKING:
     from evo.data import Dataset
@@ -34,119 +36,12 @@ EXPORT_DIR = "export"
 
 
 @dataclass(frozen=True)
-class MemberWeights:
-    """Which checkpoint of a member is exported, and why that one."""
-
-    member: int
-    eval_key: str
-    phenotype: str
-    checkpoint: Path
-    kind: str  # "retrained" or "search"
-    retrain_id: int | None = None
-    retrain_epochs: int | None = None
-
-    def source(self, run_dir: Path, dataset: Dataset) -> dict[str, Any]:
-        """The manifest's ``source``: enough to find the run, the member and the weights."""
-        try:
-            checkpoint = str(self.checkpoint.relative_to(run_dir))
-        except ValueError:
-            checkpoint = str(self.checkpoint)
-        source: dict[str, Any] = {
-            "run_dir": str(run_dir.resolve()),
-            "member": self.member,
-            "weights": self.kind,
-            "checkpoint": checkpoint,
-            "eval_key": self.eval_key,
-            "phenotype": self.phenotype,
-            "dataset": dataset.name,
-            "dataset_fingerprint": dataset.fingerprint,
-            "split_seed": dataset.split_seed,
-            "calibration_split": "train",
-            "evaluation_split": "test",
-        }
-        if self.retrain_id is not None:
-            source["retrain"] = {"id": self.retrain_id, "epochs": self.retrain_epochs,
-                                 "trained_on": "train+val"}
-        return source
-
-
-@dataclass(frozen=True)
 class ExportData:
     """Samples an export uses, already in the normalisation the model was trained with."""
 
     calibration: np.ndarray | None
     evaluation: tuple[np.ndarray, np.ndarray] | None
     validation: tuple[np.ndarray, np.ndarray] | None
-
-
-# ---------------------------------------------------------------- choosing members
-
-
-def _member_ids_hint(store: RunStore) -> str:
-    count = store.count_individuals()
-    front = sorted(ind.id for ind, _ev in _front(store))
-    ids = f"member ids of this run are 1 to {count}" if count else "this run has no members"
-    return ids + (f"; the front is {', '.join(map(str, front))}" if front else "")
-
-
-def _front(store: RunStore) -> list[tuple[Individual, Any]]:
-    from evo.search import front_of
-
-    return front_of(store)
-
-
-def choose_members(store: RunStore, members: Sequence[int] | None,
-                   front: bool = False) -> list[Individual]:
-    """The requested members plus the front when ``front`` (or when none are named), one per
-    network; unknown members and members without trained weights are user errors."""
-    chosen: list[Individual] = []
-    if front or not members:
-        chosen = [ind for ind, _ev in _front(store)]
-        if not chosen and not members:
-            raise EvoError(f"{store.run_dir}: the run has no front yet",
-                           "wait for its first generation to finish, or pass --member ID")
-    evaluations = store.evaluations()
-    for member in members or ():
-        ind = store.individual(int(member))
-        if ind is None:
-            raise EvoError(f"{store.run_dir}: no member {member}", _member_ids_hint(store))
-        ev = evaluations.get(ind.eval_key or "")
-        if ev is None or ev.status != "ok" or not ev.weights:
-            why = ind.reason or (ev.reason if ev else None) or (
-                "not evaluated yet" if ev is None else f"evaluation {ev.status}, no weights")
-            raise EvoError(f"{store.run_dir}: member {member} has no trained weights to export "
-                           f"({why})", "pick a member with a validation accuracy (evo front)")
-        chosen.append(ind)
-    unique, keys = [], set()
-    for ind in chosen:  # individuals that share an evaluation key are the same network
-        if ind.eval_key not in keys:
-            keys.add(ind.eval_key)
-            unique.append(ind)
-    return unique
-
-
-def member_weights(store: RunStore, ind: Individual) -> MemberWeights:
-    """The newest retrained checkpoint of the member's network that still exists on disk,
-    else the checkpoint the search saved for it."""
-    assert ind.eval_key is not None
-    rows = store.conn.execute(
-        "SELECT r.id, r.weights, r.epochs FROM retrains r JOIN individuals i"
-        " ON i.id = r.individual_id WHERE i.eval_key = ? AND r.weights IS NOT NULL"
-        " ORDER BY r.id DESC", (ind.eval_key,)).fetchall()
-    for row in rows:
-        path = store.run_dir / row["weights"]
-        if path.is_file():
-            return MemberWeights(ind.id, ind.eval_key, ind.phenotype or "", path, "retrained",
-                                 int(row["id"]), int(row["epochs"]))
-    ev = store.evaluation(ind.eval_key)
-    if ev is None or not ev.weights:
-        raise EvoError(f"{store.run_dir}: member {ind.id} has no trained weights to export",
-                       "pick a member with a validation accuracy (evo front)")
-    path = store.run_dir / ev.weights
-    if not path.is_file():
-        raise EvoError(f"{store.run_dir}: member {ind.id}'s weights {ev.weights} are missing",
-                       "the models/ folder was changed; retrain the member (evo retrain)")
-    return MemberWeights(ind.id, ind.eval_key, ind.phenotype or "", path, "search")
 
 
 # ---------------------------------------------------------------- data
@@ -207,14 +102,17 @@ def _parity_value(row: ArtifactResult) -> float | None:
 
 
 def record_report(store: RunStore, member: int, report: ExportReport,
-                  source: dict[str, Any]) -> list[int]:
-    """One ``exports`` row per artifact, in one transaction; ``details`` holds the full row."""
+                  source: dict[str, Any], staging: Path | None = None) -> list[int]:
+    """One ``exports`` row per artifact, in one transaction; ``details`` holds the full row
+    and the staging folder the files wait in until they are swapped in (evo.export_swap)."""
     ids = []
     data = report.to_dict()
     with store.transaction() as conn:
         for row, row_dict in zip(report.rows, data["rows"], strict=True):
             details = {**row_dict, "torch_accuracy": report.torch_accuracy,
                        "evaluation_samples": report.evaluation_samples, "source": source}
+            if staging is not None:
+                details["staging"] = _stored_path(store.run_dir, staging)
             cur = conn.execute(
                 "INSERT INTO exports (individual_id, format, status, reason, path, bytes,"
                 " accuracy, parity, details, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -229,14 +127,14 @@ def record_report(store: RunStore, member: int, report: ExportReport,
 
 
 def latest_exports(store: RunStore) -> dict[str, dict[str, dict[str, Any]]]:
-    """The newest export row of each format, per network (evaluation key)."""
-    rows = store.conn.execute(
-        "SELECT e.*, i.eval_key AS eval_key FROM exports e JOIN individuals i"
-        " ON i.id = e.individual_id ORDER BY e.id").fetchall()
+    """The newest export row of each format, per network (evaluation key); a row whose files
+    are not in place reads ``missing`` (evo.export_swap)."""
+    from evo.export_swap import checked_exports
+
     latest: dict[str, dict[str, dict[str, Any]]] = {}
-    for row in rows:
+    for row in checked_exports(store):
         if row["eval_key"] is not None:
-            latest.setdefault(row["eval_key"], {})[row["format"]] = dict(row)
+            latest.setdefault(row["eval_key"], {})[row["format"]] = row
     return latest
 
 
@@ -263,7 +161,9 @@ class MemberExport:
     report: ExportReport
 
     def to_dict(self) -> dict[str, Any]:
+        retrain = self.weights.retrain
         return {"member": self.member, "weights": self.weights.kind,
+                "retrain": None if retrain is None else retrain.number,
                 "checkpoint": self.source.get("checkpoint"), "source": self.source,
                 **self.report.to_dict()}
 
@@ -292,31 +192,44 @@ def export_run(
     options: ExportOptions | None = None,
     *,
     front: bool = False,
+    retrain: int | None = None,
     say: Say | None = None,
+    max_memory: str | None = None,
 ) -> list[MemberExport]:
     """Export ``members`` (default: the front; ``front`` adds it to named members) of the run
     in ``run_dir`` to ``formats``, each under ``out_dir/<member>/`` (default
     ``RUN_DIR/export/<member>/``), and record every artifact in run.db's ``exports`` table.
+    Each member's weights are those of its newest retrain, or of retrain number ``retrain`` (one
+    named member only), else the search's; ``say`` is told which before the member is exported.
 
     Holds the run lock throughout, so a running search makes this raise "run in progress".
     Bad input (unknown member or format, a member without weights, an unwritable folder) raises
     ``EvoError``/``ExportError`` before anything is written; a format that fails afterwards is a
     failed row, recorded like the others. Each member is recorded as soon as it is done.
+    A member estimated over ``max_memory`` (e.g. ``8GB``; default: the machine's limit) is
+    refused (``MemoryLimitError``) before its network is built.
     """
     from evo.checkpoint import load_checkpoint
+    from evo.export_swap import relocated, repair, staging_dir, swap_in
+    from evo.memory import memory_limit
     from export.formats import export_all, parse_formats
     from export.request import ExportOptions
 
     names = parse_formats(formats)
     options = options or ExportOptions()
+    limit = memory_limit(max_memory)
     run_dir = Path(run_dir)
     store = RunStore.open(run_dir, write=True)
     try:
         config = SearchConfig.from_dict(store.meta("config"))
         chosen = choose_members(store, members, front)
-        weights = [member_weights(store, ind) for ind in chosen]
+        if retrain is not None and (front or len(chosen) != 1 or len(set(members or ())) != 1):
+            raise EvoError("--retrain N names a retrain of one member",
+                           "pass it with exactly one --member (and without --front)")
+        weights = [member_weights(store, ind, retrain) for ind in chosen]
         base = Path(out_dir) if out_dir is not None else run_dir / EXPORT_DIR
         _check_writable(base)
+        repair(store, base)  # what an earlier, killed export left half done
         dataset = run_dataset(store, config)
         if options.threads is None:
             import dataclasses
@@ -325,7 +238,9 @@ def export_run(
         results = []
         for choice in weights:
             started = time.perf_counter()
-            checkpoint = load_checkpoint(choice.checkpoint)
+            if say is not None:
+                say(f"  {choice.describe(run_dir)}")
+            checkpoint = load_checkpoint(choice.checkpoint, limit)
             if checkpoint.input_shape != dataset.input_shape:
                 raise EvoError(f"{choice.checkpoint}: input {checkpoint.input_shape} differs "
                                f"from the run's dataset {dataset.input_shape}",
@@ -333,14 +248,25 @@ def export_run(
             data = export_data(dataset, checkpoint.mean, checkpoint.std,
                                options.calibration_size, config.seed)
             source = choice.source(run_dir, dataset)
-            report = export_all(
-                checkpoint.model, checkpoint.input_shape, base / str(choice.member), names,
-                calibration=data.calibration, evaluation=data.evaluation,
-                validation=data.validation, class_names=checkpoint.class_names,
-                mean=checkpoint.mean, std=checkpoint.std, source=source, options=options)
-            record_report(store, choice.member, report, source)
+            # Built aside, recorded, then swapped in: a kill never leaves a folder that
+            # disagrees with its rows (evo.export_swap).
+            staging = staging_dir(base, choice.member)
+            try:
+                report = relocated(export_all(
+                    checkpoint.model, checkpoint.input_shape, staging, names,
+                    calibration=data.calibration, evaluation=data.evaluation,
+                    validation=data.validation, class_names=checkpoint.class_names,
+                    mean=checkpoint.mean, std=checkpoint.std, source=source,
+                    options=options), base / str(choice.member))
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)  # nothing recorded: nothing kept
+                raise
+            record_report(store, choice.member, report, source, staging)
+            swap_in(staging)
             if say is not None:
-                _say_report(say, f"member {choice.member} ({choice.kind} weights)", report,
+                which = ("search weights" if choice.retrain is None
+                         else f"retrain {choice.retrain.number} weights")
+                _say_report(say, f"member {choice.member} ({which})", report,
                             time.perf_counter() - started)
             results.append(MemberExport(choice.member, choice, source, report))
         return results
@@ -371,6 +297,7 @@ def export_checkpoint(
     dataset: str | None = None,
     data_dir: Path | None = None,
     split_seed: int = 0,
+    max_memory: str | None = None,
 ) -> tuple[ExportReport, dict[str, Any]]:
     """Export one evo checkpoint file (default out: ``<file's folder>/<stem>-export/``).
 
@@ -378,16 +305,17 @@ def export_checkpoint(
     only, accuracy is not measured and the INT8 formats fail with that reason. With a dataset,
     its splits (cut with ``split_seed``; use the run's seed so the test split is unseen) give
     calibration, validation and test data, renormalised to the checkpoint's statistics.
-    Returns the report and the manifest's ``source``.
+    Returns the report and the manifest's ``source``. ``max_memory`` as in :func:`export_run`.
     """
     from evo.checkpoint import load_checkpoint
+    from evo.memory import memory_limit
     from export.formats import export_all, parse_formats
     from export.request import ExportOptions
 
     names = parse_formats(formats)
     options = options or ExportOptions()
     path = Path(checkpoint_path)
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, memory_limit(max_memory))
     shape = tuple(int(v) for v in input_shape) if input_shape else checkpoint.input_shape
     if len(shape) != 3 or shape[0] != checkpoint.input_shape[0]:
         raise EvoError(f"--input {'x'.join(map(str, shape))} does not fit {path}, which was "

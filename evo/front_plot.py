@@ -1,5 +1,5 @@
-"""The front as a picture: every evaluated candidate, error against parameters (``evo front
---plot``).
+"""The front as a picture: every evaluated candidate in the objectives the run searched
+(``evo front --plot``).
 
 The picture is for choosing a member, so it shows what a choice needs: where the whole search
 went (every evaluated network, not just survivors), which networks are on the front (highlighted
@@ -8,43 +8,71 @@ infeasible (marked, not hidden), the test error of retrained members beside thei
 error, and the hypervolume with the bounds it was computed on (a hypervolume without its
 bounds compares nothing).
 
-The data is gathered by :func:`plot_data` (plain, testable) and drawn by :func:`plot_front`;
-matplotlib is imported only there, with the Agg backend, so no display is ever needed.
+The axes are the searched objectives, with the values the front was selected on (a latency
+objective is the in-search median, its p10-p90 spread drawn as a bar on front members): two
+objectives are one panel, three or more are one panel per pair. Latencies measured after
+export never enter the picture; ``evo front`` shows them in a column of their own.
+
+The data is gathered by :func:`plot_data` (plain, testable) and drawn by
+:func:`evo.front_draw.draw`; matplotlib is imported only there, with the Agg backend, so no
+display is ever needed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from evo.counts import Counts, counts_of
 from evo.errors import EvoError
 from evo.objectives import Constraint
 from evo.retrain import latest_retrains
 from evo.search import front_of
-from evo.store import RunStore
+from evo.store import Evaluation, RunStore
 
 FORMATS = (".png", ".svg")
 
 
 @dataclass(frozen=True)
 class Point:
-    """One evaluated network on the plot (the member id is the individual that trained it)."""
+    """One evaluated network on the plot (the member id is the individual that trained it).
+
+    ``values`` holds the searched objectives known for it; a network not trained or failed
+    is drawn at error 1 and has no value for what was never measured (a latency)."""
 
     member: int
-    params: float
-    error: float
+    values: dict[str, float]
     kind: str  # feasible | infeasible (misses a constraint) | skipped (not trained) | failed
+
+    @property
+    def params(self) -> float | None:
+        return self.values.get("params")
+
+    @property
+    def error(self) -> float | None:
+        return self.values.get("error")
 
 
 @dataclass(frozen=True)
 class FrontPoint:
+    """A front member: its searched values, in-search latency spreads and test error."""
+
     member: int
-    params: float
-    error: float
+    values: dict[str, float]
+    spread: dict[str, tuple[float, float]] = field(default_factory=dict)  # name: (p10, p90)
     test_error: float | None = None
     test_images: int | None = None
     test_seeds: int | None = None
+
+    @property
+    def params(self) -> float | None:
+        return self.values.get("params")
+
+    @property
+    def error(self) -> float | None:
+        return self.values.get("error")
 
 
 @dataclass(frozen=True)
@@ -55,10 +83,29 @@ class PlotData:
     hypervolume: float | None
     scales: tuple[dict[str, Any], ...]
     objectives: tuple[str, ...]
-    invalid: int  # individuals with no network (invalid derivation or phenotype)
+    counts: Counts  # individuals trained, cached, skipped, invalid, failed (evo.counts)
     val_images: int | None
     constraints: tuple[str, ...] = field(default=())
-    limits: tuple[tuple[str, float, str], ...] = field(default=())  # drawable: params, error
+    limits: tuple[tuple[str, float, str], ...] = field(default=())  # on a searched objective
+
+    def panels(self) -> tuple[tuple[str, str], ...]:
+        """(x, y) objective pairs: one panel for two objectives, one per pair for more;
+        error, when searched, is always the vertical axis."""
+        pairs = []
+        for a, b in combinations(self.objectives, 2):
+            pairs.append((b, a) if a == "error" else (a, b))
+        return tuple(pairs)
+
+    def missing_note(self) -> str:
+        """Which networks a panel cannot place (no value for one of its objectives)."""
+        notes = []
+        for name in self.objectives:
+            missing = sum(name not in p.values for p in self.points)
+            if missing:
+                notes.append(f"{missing} evaluated networks have no {name} (not trained, or "
+                             "failed before it was measured) and are left out of the panels "
+                             "that need it")
+        return "; ".join(notes) + "." if notes else ""
 
     def caption(self) -> str:
         """Hypervolume with its bounds, and what the plot leaves out."""
@@ -73,50 +120,66 @@ class PlotData:
             notes.append(f"constraints {', '.join(self.constraints)}")
         if self.val_images:
             notes.append(f"validation error on {self.val_images} images")
-        if self.invalid:
-            notes.append(f"{self.invalid} invalid individuals have no network and are not shown")
+        notes.append(f"individuals: {self.counts.text()}")
+        if self.counts.invalid:
+            notes.append("invalid ones have no network and are not shown")
         skipped = sum(p.kind == "skipped" for p in self.points)
         failed = sum(p.kind == "failed" for p in self.points)
         if skipped or failed:
-            notes.append("not trained / failed networks are drawn at error 1")
+            notes.append("skipped and failed networks are drawn at error 1")
         return text + ("\n" + "; ".join(notes) + "." if notes else "")
+
+
+def _searched(ev: Evaluation, objectives: tuple[str, ...]) -> dict[str, float]:
+    """The searched objective values of an evaluation as the front was selected on them;
+    a network not trained or failed stands at error 1."""
+    values = {name: float(ev.objectives[name]) for name in objectives
+              if ev.objectives.get(name) is not None}
+    if "error" in objectives and ev.status != "ok":
+        values["error"] = 1.0
+    return values
+
+
+def _spread(ev: Evaluation, objectives: tuple[str, ...]) -> dict[str, tuple[float, float]]:
+    """(p10, p90) of each latency objective the search timed (runs before p10 was kept have
+    none)."""
+    recorded = ev.metrics.get("latency") or {}
+    out = {}
+    for name in objectives:
+        entry = recorded.get(name.split(":", 1)[1]) if name.startswith("latency:") else None
+        if entry and entry.get("p10_ms") is not None and entry.get("p90_ms") is not None:
+            out[name] = (float(entry["p10_ms"]), float(entry["p90_ms"]))
+    return out
 
 
 def plot_data(store: RunStore) -> PlotData:
     """Everything the plot draws, read from run.db."""
     constraints = tuple(Constraint(**c) for c in store.meta("constraints") or [])
+    config = store.meta("config") or {}
+    objectives = tuple(config.get("objectives") or ("error", "params"))
     evaluations = store.evaluations()
     points = []
     for ev in sorted(evaluations.values(), key=lambda e: e.individual_id):
-        params = ev.objectives.get("params")
-        if params is None:
-            continue
+        values = _searched(ev, objectives)
         if ev.status == "ok":
             violation = sum(c.violation(ev.objectives.get(c.name)) for c in constraints)
             kind = "feasible" if violation == 0 else "infeasible"
-            error = float(ev.objectives.get("error", 1.0))
         else:
             kind = "skipped" if ev.status == "skipped" else "failed"
-            error = 1.0
-        points.append(Point(ev.individual_id, float(params), error, kind))
+        points.append(Point(ev.individual_id, values, kind))
     retrains = latest_retrains(store)
     front = []
     for ind, ev in front_of(store):
-        if "params" not in ev.objectives:
-            continue
         record = retrains.get(ev.key)
         front.append(FrontPoint(
-            ind.id, float(ev.objectives["params"]), float(ev.objectives.get("error", 1.0)),
+            ind.id, _searched(ev, objectives), _spread(ev, objectives),
             None if record is None else 1.0 - record.test_accuracy_mean,
             None if record is None else record.test_total,
             None if record is None else record.seeds))
     last = store.last_generation()
     gen = store.generation(last) if last is not None else None
-    config = store.meta("config") or {}
     dataset = ((store.meta("problem") or {}).get("dataset") or {}).get("name")
     val_sizes = {ev.metrics.get("val_total") for ev in evaluations.values()} - {None}
-    invalid = int(store.conn.execute(
-        "SELECT COUNT(*) FROM individuals WHERE eval_key IS NULL").fetchone()[0])
     grammar = str(config.get("grammar", "?"))
     grammar = Path(grammar).name if "/" in grammar else grammar
     title = f"{store.run_dir.name}: {grammar} on {dataset or 'synthetic'}"
@@ -124,20 +187,11 @@ def plot_data(store: RunStore) -> PlotData:
         title=title, points=tuple(points), front=tuple(front),
         hypervolume=None if gen is None else gen["hypervolume"],
         scales=tuple(store.meta("objective_scales") or []),
-        objectives=tuple(config.get("objectives") or ()), invalid=invalid,
+        objectives=objectives, counts=counts_of(store),
         val_images=max(val_sizes) if len(val_sizes) == 1 else None,
         constraints=tuple(c.text for c in constraints),
-        limits=tuple((c.name, c.limit, c.text) for c in constraints
-                     if c.name in ("params", "error")),
+        limits=tuple((c.name, c.limit, c.text) for c in constraints if c.name in objectives),
     )
-
-
-_STYLE = {
-    "feasible": {"marker": "o", "color": "#9aa5b1", "label": "evaluated"},
-    "infeasible": {"marker": "x", "color": "#d9534f", "label": "infeasible (misses a constraint)"},
-    "skipped": {"marker": "x", "color": "#a94442", "label": "infeasible, not trained"},
-    "failed": {"marker": "v", "color": "#f0ad4e", "label": "training failed"},
-}
 
 
 def check_plot_path(path: Path) -> Path:
@@ -159,67 +213,7 @@ def plot_front(run_dir: Path, path: Path) -> PlotData:
     if not data.points:
         raise EvoError(f"{run_dir}: nothing evaluated yet, nothing to plot",
                        "plot after the first candidates are trained")
-    _draw(data, path)
+    from evo.front_draw import draw
+
+    draw(data, path)
     return data
-
-
-def _draw(data: PlotData, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    # Text stays text in SVG (searchable, and member ids can be found in the file).
-    with plt.rc_context({"svg.fonttype": "none", "font.size": 9}):
-        fig, ax = plt.subplots(figsize=(8, 5.6), dpi=150)
-        try:
-            for kind, style in _STYLE.items():
-                pts = [p for p in data.points if p.kind == kind]
-                if pts:
-                    ax.scatter([p.params for p in pts], [p.error for p in pts], s=18,
-                               marker=style["marker"], color=style["color"], alpha=0.8,
-                               label=f"{style['label']} ({len(pts)})", zorder=2)
-            front = sorted(data.front, key=lambda f: f.params)
-            if front:
-                xs, ys = [f.params for f in front], [f.error for f in front]
-                if set(data.objectives) == {"error", "params"}:
-                    ax.step(xs, ys, where="post", color="#1f77b4", linewidth=1.2, zorder=3)
-                ax.scatter(xs, ys, s=46, color="#1f77b4", edgecolor="black", linewidth=0.6,
-                           label=f"front, validation error ({len(front)})", zorder=4)
-                for f in front:
-                    ax.annotate(f"#{f.member}", (f.params, f.error), textcoords="offset points",
-                                xytext=(5, 5), fontsize=8, color="#0b3d91", zorder=5)
-                tested = [f for f in front if f.test_error is not None]
-                if tested:
-                    for f in tested:
-                        ax.plot([f.params, f.params], [f.error, f.test_error], color="#2ca02c",
-                                linewidth=0.8, zorder=3)
-                    images = {f.test_images for f in tested}
-                    on = f", {images.pop()} images" if len(images) == 1 else ""
-                    ax.scatter([f.params for f in tested], [f.test_error for f in tested],
-                               s=40, marker="D", facecolor="none", edgecolor="#2ca02c",
-                               label=f"front, test error after retrain ({len(tested)}{on})",
-                               zorder=4)
-            for name, limit, text in data.limits:
-                draw = ax.axvline if name == "params" else ax.axhline
-                draw(limit, color="#d9534f", linestyle="--", linewidth=0.9, label=text, zorder=1)
-            ax.set_xscale("log")
-            ax.set_xlabel("parameters (count, log scale)")
-            ax.set_ylabel("error (1 - accuracy)")
-            ax.set_title(data.title)
-            ax.grid(True, which="both", alpha=0.25)
-            ax.legend(loc="upper right", fontsize=8)
-            fig.text(0.01, 0.01, _wrap(data.caption(), 150), fontsize=7, va="bottom")
-            fig.tight_layout(rect=(0, 0.08, 1, 1))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            fig.savefig(tmp, format=path.suffix.lower().lstrip("."))
-            tmp.replace(path)
-        finally:
-            plt.close(fig)
-
-
-def _wrap(text: str, width: int) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.fill(line, width) for line in text.splitlines())

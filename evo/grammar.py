@@ -15,12 +15,14 @@ which is what sensible initialisation needs to grow "full" trees.
 
 from __future__ import annotations
 
-import math
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from evo.errors import EvoError
+from evo.grammar_analysis import SpaceSize, analyse, space_size
 
 _RULE_HEAD = re.compile(r"<([^<>\s]+)>\s*::=")
 # One piece of an alternative: (spaces)newlines(spaces) | plain text | '..' | ".." | <nt> | '<'s.
@@ -28,6 +30,16 @@ _PART = re.compile(
     r" *([\r\n]+) *|([^'\"<\r\n]+)|'(.*?)'|\"(.*?)\"|(?P<nt><[^>|\s]+>)|(<+)"
 )
 _GE_RANGE = re.compile(r"GE_RANGE:(.*)")
+
+# Limits on grammar text: far above any hand-written search space (the shipped ones are under
+# 4 kB, with lines under 150 characters and under 200 symbols in all), far below what would make
+# parsing, mapping or a search crawl or fill memory (the mapper compiles every symbol once per
+# depth level: 10,000 symbols take about 1.4 s and 120 MB at the default depth limit of 90, and
+# twice the time and three times the memory with no limit).
+MAX_GRAMMAR_BYTES = 1_000_000
+MAX_LINE_CHARS = 10_000
+MAX_GE_RANGE = 10_000
+MAX_SYMBOLS = 10_000  # terminals and non-terminals of all alternatives, GE_RANGE expanded
 
 
 class GrammarError(EvoError):
@@ -82,31 +94,44 @@ class Grammar:
     def n_choices(self, name: str) -> int:
         return len(self.rules[name].choices)
 
-    def space_size(self) -> int | None:
-        """Number of distinct derivation trees, or ``None`` when the start rule is recursive."""
-        if self.recursive[self.start]:
-            return None
-        memo: dict[str, int] = {}
-
-        def count(name: str) -> int:
-            if name not in memo:
-                total = 0
-                for choice in self.rules[name].choices:
-                    total += math.prod(count(s.text) for s in choice if s.is_nt)
-                memo[name] = total
-            return memo[name]
-
-        return count(self.start)
+    def space_size(self) -> SpaceSize:
+        """Number of distinct derivation trees (infinite when the start rule is recursive)."""
+        return space_size(self.rules, self.start, self.recursive)
 
     def min_depth(self) -> int:
         """Smallest tree depth a derivation can have, counted as the mapper counts depth."""
         return self.min_steps[self.start] + 1
 
 
+@lru_cache(maxsize=1)
+def _line_starts(text: str) -> list[int]:
+    return [0] + [m.end() for m in re.finditer("\n", text)]
+
+
 def _position(text: str, offset: int) -> tuple[int, int]:
-    line = text.count("\n", 0, offset) + 1
-    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
-    return line, col
+    """1-based (line, column) of ``offset``; line starts are found once per text, so naming
+    the place of every rule costs a binary search, not a scan from the start."""
+    starts = _line_starts(text)
+    line = bisect_right(starts, offset)
+    return line, offset - starts[line - 1] + 1
+
+
+def _check_size(text: str, where: str) -> None:
+    """Refuse texts whose size alone would make parsing or searching crawl."""
+    if len(text) > MAX_GRAMMAR_BYTES:
+        raise GrammarError(
+            f"{where}: grammar is {len(text):,} characters; the limit is {MAX_GRAMMAR_BYTES:,}",
+            "a search space needs far less text: use GE_RANGE or fewer, shorter rules",
+        )
+    starts = _line_starts(text)
+    ends = [*starts[1:], len(text) + 1]
+    for number, (begin, end) in enumerate(zip(starts, ends, strict=True), start=1):
+        if end - begin - 1 > MAX_LINE_CHARS:
+            raise GrammarError(
+                f"{where}:{number}:1: line is {end - begin - 1:,} characters; the limit is "
+                f"{MAX_LINE_CHARS:,}",
+                "continue the alternatives on the next lines: a line break may follow any '|'",
+            )
 
 
 def _unescape(part: str) -> str:
@@ -161,10 +186,11 @@ def _split_alternatives(
     while i < end:
         ch = text[i]
         if ch in "'\"":
-            close = text.find(ch, i + 1, end)
-            breaks = [p for p in (text.find("\n", i + 1, end), text.find("\r", i + 1, end))
-                      if p != -1]
-            if close == -1 or (breaks and min(breaks) < close):
+            newline = text.find("\n", i + 1, end)  # search this line only: linear overall
+            line_end = end if newline == -1 else newline
+            ret = text.find("\r", i + 1, line_end)
+            close = text.find(ch, i + 1, line_end if ret == -1 else ret)
+            if close == -1:
                 line, col = _position(text, i)
                 raise GrammarError(
                     f"{where}:{line}:{col}: unterminated quote {ch}",
@@ -228,11 +254,18 @@ def _read_rule_choices(
         m = _GE_RANGE.match(stripped)
         if m:
             arg = m.group(1).strip()
-            if not arg.isdigit() or int(arg) <= 0:
+            if not re.fullmatch("[0-9]+", arg, re.ASCII) or not arg.lstrip("0"):
                 line, col = _position(text, at)
                 raise GrammarError(
-                    f"{where}:{line}:{col}: GE_RANGE needs a positive integer, got {arg!r}",
+                    f"{where}:{line}:{col}: GE_RANGE needs a positive integer, got {arg[:40]!r}",
                     "write e.g. GE_RANGE:8 for the choices 0 | 1 | ... | 7",
+                )
+            if len(arg.lstrip("0")) > 7 or int(arg) > MAX_GE_RANGE:
+                line, col = _position(text, at)
+                raise GrammarError(
+                    f"{where}:{line}:{col}: GE_RANGE:{arg[:20]} is over the limit of "
+                    f"{MAX_GE_RANGE:,} choices",
+                    "use a smaller range and scale the number where the phenotype uses it",
                 )
             choices.extend((Symbol(str(v), False),) for v in range(int(arg)))
             continue
@@ -246,66 +279,9 @@ def _read_rule_choices(
     return choices
 
 
-def _min_steps(rules: dict[str, Rule]) -> dict[str, int]:
-    """PonyGE2's fixed-point: a rule is finished at level k once some choice uses only
-    terminals and rules finished before level k."""
-    done: dict[str, int] = {}
-    pending = set(rules)
-    level = 1
-    while pending:
-        ready = {
-            name
-            for name in pending
-            if any(all(not s.is_nt or s.text in done for s in ch) for ch in rules[name].choices)
-        }
-        if not ready:
-            break
-        for name in ready:
-            done[name] = level
-        pending -= ready
-        level += 1
-    return done
-
-
-def _reachable_from(rules: dict[str, Rule], start: str) -> set[str]:
-    seen = {start}
-    stack = [start]
-    while stack:
-        for choice in rules[stack.pop()].choices:
-            for s in choice:
-                if s.is_nt and s.text not in seen:
-                    seen.add(s.text)
-                    stack.append(s.text)
-    return seen
-
-
-def _recursive_flags(rules: dict[str, Rule], start: str) -> dict[str, bool]:
-    """PonyGE2's flag: True when a cycle is reachable from the rule along the current path."""
-    flags = {name: False for name in rules}
-
-    def visit(name: str, path: list[str]) -> bool:
-        if name in path:
-            return True
-        path.append(name)
-        rec = False
-        for choice in rules[name].choices:
-            for s in choice:
-                if s.is_nt and visit(s.text, path):
-                    rec = True
-        path.pop()
-        flags[name] = rec
-        return rec
-
-    visit(start, [])
-    reachable = _reachable_from(rules, start)
-    for name in rules:  # unreachable rules get flags too, for `evo grammar check`
-        if name not in reachable:
-            visit(name, [])
-    return flags
-
-
 def parse_grammar(text: str, source: str = "<string>") -> Grammar:
     """Parse BNF text; ``source`` names the file in error messages."""
+    _check_size(text, source)
     specs = _split_rules(text)
     if not specs:
         raise GrammarError(
@@ -313,6 +289,7 @@ def parse_grammar(text: str, source: str = "<string>") -> Grammar:
             "a grammar needs at least one rule like <start> ::= a | b",
         )
     rules: dict[str, Rule] = {}
+    n_symbols = 0
     for name, head, body_start, body_end in specs:
         line, col = _position(text, head)
         if name in rules:
@@ -328,15 +305,21 @@ def parse_grammar(text: str, source: str = "<string>") -> Grammar:
                 f"{source}:{line}:{col}: rule <{name}> has no alternatives",
                 "give it at least one production after ::=",
             )
+        n_symbols += sum(len(choice) for choice in choices)
+        if n_symbols > MAX_SYMBOLS:
+            raise GrammarError(
+                f"{source}:{line}:{col}: rule <{name}> brings the grammar over the limit of "
+                f"{MAX_SYMBOLS:,} symbols (terminals and non-terminals of all alternatives)",
+                "a search space needs far fewer: use smaller GE_RANGEs, fewer or shorter rules",
+            )
         rules[name] = Rule(name, tuple(choices), line, col)
 
     # Undefined non-terminals, reported at the first place they are used.
     for name, _head, body_start, body_end in specs:
+        symbols = {s.text for ch in rules[name].choices for s in ch if s.is_nt}
         for m in re.finditer(r"<([^>|\s]+)>", text[body_start:body_end]):
             used = m.group(1)
-            if used in rules or not any(
-                s.is_nt and s.text == used for ch in rules[name].choices for s in ch
-            ):
+            if used in rules or used not in symbols:
                 continue
             line, col = _position(text, body_start + m.start())
             raise GrammarError(
@@ -345,39 +328,22 @@ def parse_grammar(text: str, source: str = "<string>") -> Grammar:
             )
 
     start = specs[0][0]
-    steps = _min_steps(rules)
+    facts = analyse(rules, start)
     for name, rule in rules.items():
-        if name not in steps:
+        if name not in facts.min_steps:
             raise GrammarError(
                 f"{source}:{rule.line}:{rule.col}: rule <{name}> can never terminate",
                 "give it (or a rule it uses) a choice that ends in terminals",
             )
-    recursive = _recursive_flags(rules, start)
-    reachable = _reachable_from(rules, start)
     warnings = tuple(
         f"{source}:{r.line}:{r.col}: rule <{r.name}> is unreachable from <{start}>"
         for r in rules.values()
-        if r.name not in reachable
+        if r.name not in facts.reachable
     )
-    choice_steps = {
-        name: tuple(max((steps[s.text] for s in ch if s.is_nt), default=0) for ch in r.choices)
-        for name, r in rules.items()
-    }
-    choice_recursive = {
-        name: tuple(any(s.is_nt and recursive[s.text] for s in ch) for ch in r.choices)
-        for name, r in rules.items()
-    }
-    return Grammar(
-        source=source,
-        text=text,
-        start=start,
-        rules=rules,
-        min_steps=steps,
-        recursive=recursive,
-        choice_steps=choice_steps,
-        choice_recursive=choice_recursive,
-        warnings=warnings,
-    )
+    return Grammar(source=source, text=text, start=start, rules=rules,
+                   min_steps=facts.min_steps, recursive=facts.recursive,
+                   choice_steps=facts.choice_steps, choice_recursive=facts.choice_recursive,
+                   warnings=warnings)
 
 
 def read_grammar_text(name_or_path: str | Path) -> tuple[str, str]:
@@ -391,6 +357,12 @@ def read_grammar_text(name_or_path: str | Path) -> tuple[str, str]:
             raise GrammarError(
                 f"{path}: grammar file not found",
                 f"give a path to a .bnf file or a shipped name ({shipped})",
+            )
+        size = path.stat().st_size
+        if size > MAX_GRAMMAR_BYTES:
+            raise GrammarError(
+                f"{path}: grammar file is {size:,} bytes; the limit is {MAX_GRAMMAR_BYTES:,}",
+                "a search space needs far less text: use GE_RANGE or fewer, shorter rules",
             )
         data = path.read_bytes()
         try:

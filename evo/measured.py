@@ -195,8 +195,10 @@ def measure_evaluation(run_dir: Path, needs: MeasuredNeeds, infos: tuple[TargetI
             return Measured(objectives, metrics, tuple(rows),
                             failure=f"latency on {info.name} failed: {exc.message}")
         objectives[name] = m.latency.median_ms
-        latency[info.name] = {"median_ms": m.latency.median_ms, "p90_ms": m.latency.p90_ms,
-                              "protocol": m.protocol.name, "load_ms": m.load_ms}
+        # The spread beside the median, so `evo front` can tell members apart from noise.
+        latency[info.name] = {"median_ms": m.latency.median_ms, "p10_ms": m.latency.p10_ms,
+                              "p90_ms": m.latency.p90_ms, "protocol": m.protocol.name,
+                              "threads": m.threads, "runs": m.latency.n, "load_ms": m.load_ms}
         rows.append({"format": "onnx", "target": info.name, "protocol": m.protocol.name,
                      "host": m.host.to_dict(), "median_ms": m.latency.median_ms,
                      "bytes": m.model.size_bytes, "details": m.to_dict()})

@@ -42,8 +42,8 @@ def steps() -> list[Step]:
 
 def front_columns() -> list[FrontColumn]:
     """Columns post-search steps add to ``evo front`` rows, in step order."""
-    from evo.benchrun import add_latency_column
     from evo.exporting import add_export_column
+    from evo.front_measured import add_latency_column
     from evo.front_table import add_test_accuracy
 
     return [add_test_accuracy, add_export_column, add_latency_column]

@@ -22,6 +22,7 @@ from evo.arch import ArchParseError, parse_arch, resolve
 from evo.config import SearchConfig
 from evo.data import Dataset, load_dataset
 from evo.errors import EvoError
+from evo.failures import machine_failure
 from evo.measured import (
     MeasuredNeeds,
     check_target_names,
@@ -32,10 +33,17 @@ from evo.measured import (
     onnx_path,
     resolve_targets,
 )
+from evo.memory import SCORING_BATCH, memory_limit
 from evo.objectives import parse_constraint
 from evo.search import Job, Measured, Result
 from evo.store import Evaluation
-from evo.train import TrainBudget, evaluation_key, resolve_device, train_candidate
+from evo.train import (
+    PROGRESS_EVERY_S,
+    TrainBudget,
+    evaluation_key,
+    resolve_device,
+    train_candidate,
+)
 
 _DATASETS: dict[tuple[str, str | None, int, str | None], Dataset] = {}
 
@@ -91,10 +99,19 @@ class TrainingEvaluator:
     # exported to RUN_DIR/models/<key[:24]>.onnx here, in the worker (latency is timed later,
     # by the driver, with every worker idle).
     measured: MeasuredNeeds | None = None
-    # Serial runs only (a listener is not picklable): receives ``candidate`` and ``epoch``
-    # events, shaped like search events, for the live progress view.
+    # Bytes one training may use (--max-memory); a candidate estimated above it is skipped
+    # before anything is built (evo.memory).
+    max_memory_bytes: int | None = None
+    # Receives ``candidate``, ``epoch`` and (within an epoch) ``training`` events, shaped like
+    # search events, for the progress view; not pickled into workers: their executor gives
+    # each worker's copy a sender to the driver (``with_progress``).
     progress: Callable[[str, dict[str, Any]], None] | None = field(
         default=None, compare=False, repr=False)
+
+    def with_progress(self, report: Callable[[str, dict[str, Any]], None]
+                      ) -> TrainingEvaluator:
+        """This evaluator, reporting the progress of its trainings to ``report``."""
+        return dataclasses.replace(self, progress=report)
 
     def for_worker(self, index: int) -> TrainingEvaluator:
         """One GPU per worker when several are present (``auto``/``cuda`` only)."""
@@ -106,11 +123,16 @@ class TrainingEvaluator:
                                            device=f"cuda:{index % torch.cuda.device_count()}")
         return self
 
+    def prepare(self) -> None:
+        """Load the dataset before a job's clock starts (once per process; see
+        evo.executors.Prepares)."""
+        dataset_for(self.dataset, self.data_dir, self.split_seed, self.test_set)
+
     def __call__(self, job: Job) -> Result:
         started = time.perf_counter()
         dataset = dataset_for(self.dataset, self.data_dir, self.split_seed, self.test_set)
         resolved = resolve(parse_arch(job.text), dataset.input_shape, dataset.num_classes)
-        skip = self._precheck(resolved)
+        skip = self._memory_refusal(resolved, dataset) or self._precheck(resolved)
         if skip is not None:
             reason, objectives = skip
             return Result(job.key, job.individual_id, "skipped", reason, objectives, {},
@@ -118,7 +140,8 @@ class TrainingEvaluator:
                           seconds=time.perf_counter() - started)
         out = train_candidate(resolved, dataset, self.budget, device=self.device,
                               threads=self.threads, seed=job.seed,
-                              progress=self._epoch_listener(job, resolved))
+                              progress=self._epoch_listener(job, resolved),
+                              progress_every_s=PROGRESS_EVERY_S)
         weights = None
         if out.ok and out.state_dict is not None:
             from evo.checkpoint import save_checkpoint
@@ -152,6 +175,8 @@ class TrainingEvaluator:
             model.load_state_dict(state_dict)
             size = export_onnx(model, resolved.input_shape, path)
         except Exception as exc:  # an exporter failure is this candidate's, not the run's
+            if machine_failure(exc) is not None:
+                raise  # a full disk is the machine's: the job is retried (evo.failures)
             lines = str(exc).strip().splitlines()
             return f"ONNX export failed: {type(exc).__name__}: {lines[0] if lines else ''}"
         metrics.update({"onnx": str(path.relative_to(self.run_dir)), "onnx_bytes": size,
@@ -167,7 +192,23 @@ class TrainingEvaluator:
         member = job.individual_id
         listener("candidate", {"member": member,
                                "epochs": self.budget.epochs_for(resolved.recipe.epochs_mult)})
-        return lambda data: listener("epoch", {"member": member, **data})
+        return lambda data: listener("training" if "batch" in data else "epoch",
+                                     {"member": member, **data})
+
+    def _memory_refusal(self, resolved: Any, dataset: Dataset
+                        ) -> tuple[str, dict[str, float]] | None:
+        """The estimate from the resolved shapes alone, so a network of many gigabytes is
+        refused (infeasible, with the reason) instead of getting the worker killed."""
+        if self.max_memory_bytes is None:
+            return None
+        from evo.memory import estimate_training, refusal
+
+        estimate = estimate_training(resolved, min(resolved.recipe.batch_size, len(dataset.train)),
+                                     min(SCORING_BATCH, len(dataset.val)))
+        reason = refusal(estimate, self.max_memory_bytes, "the candidate")
+        if reason is None:
+            return None
+        return f"{reason}; not trained", {"params": float(estimate.params)}
 
     def _precheck(self, resolved: Any) -> tuple[str, dict[str, float]] | None:
         limits = [parse_constraint(c) for c in self.constraints]
@@ -201,6 +242,7 @@ class TrainingProblem:
         except EvoError:
             raise
         self.threads = config.threads
+        self.max_memory = memory_limit(config.max_memory, config.workers)
         # Checked before any training: a misspelt or absent target is one line, exit code 2
         # (absent targets of the default --bench list are skipped by the bench step instead).
         bench = check_target_names(config.bench, "--bench")
@@ -247,7 +289,10 @@ class TrainingProblem:
             split_seed=self.config.seed, test_set=self.config.test_set, budget=self.budget,
             device=self.config.device,
             threads=self.threads, run_dir=str(self.run_dir),
-            constraints=tuple(self.config.constraint),
+            constraints=tuple(self.config.constraint), max_memory_bytes=self.max_memory,
             measured=self.measured if self.measured.any else None,
-            progress=self.progress if self.config.workers <= 1 else None,
+            # In-process only: with several workers or a time limit (which runs even one
+            # candidate in a worker) progress travels over the worker's pipe instead.
+            progress=self.progress if self.config.workers <= 1 and
+            self.config.candidate_timeout is None else None,
         )

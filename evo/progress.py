@@ -3,7 +3,7 @@ elsewhere, or nothing with --quiet.
 
 Plain lines suit CI logs and ``nohup`` (no escape codes, nothing redrawn); the terminal view
 (:mod:`evo.rich_progress`) prints the same result lines above its bars, so a copied screen
-reads like the log.
+reads like the log. The words of both come from :mod:`evo.progress_state`.
 """
 
 from __future__ import annotations
@@ -14,21 +14,16 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TextIO
 
+from evo.progress_state import (
+    batch_label,
+    generation_text,
+    measured_text,
+    result_text,
+    start_text,
+)
+from evo.rich_progress import RichReporter
+
 Listener = Callable[[str, dict[str, Any]], None]
-
-
-def result_text(r: Any) -> str:
-    """One evaluation result as a person reads it (shared by the plain and rich views)."""
-    if r.status == "ok":
-        acc = r.metrics.get("val_accuracy")
-        images = r.metrics.get("val_total")
-        of = f" of {images}" if images else ""
-        acc_text = f"val acc {acc:.2%}{of}, " if isinstance(acc, float) else ""
-        what = f"{acc_text}{r.objectives.get('params', 0):,.0f} params"
-    else:
-        what = f"{r.status}: {r.reason}"
-    secs = f" in {r.seconds:.1f}s" if r.seconds else ""
-    return f"member {r.individual_id}: {what}{secs}"
 
 
 def make_reporter(quiet: bool, stream: TextIO | None = None
@@ -41,30 +36,18 @@ def make_reporter(quiet: bool, stream: TextIO | None = None
         return None, nullcontext()
     isatty = getattr(stream, "isatty", None)
     if isatty is not None and isatty():
-        from evo.rich_progress import RichReporter
-
         reporter = RichReporter(stream=stream)
         return reporter, reporter
     return LineReporter(stream), nullcontext()
 
 
-def measured_text(data: dict[str, Any]) -> str:
-    """One line for a driver-side measurement (latency, ONNX size) of a member."""
-    if data.get("failure"):
-        return f"member {data['member']}: measurement failed: {data['failure']}"
-    values = ", ".join(f"{k} {v:.4g}{' ms' if k.startswith('latency') else ''}"
-                       for k, v in data["objectives"].items())
-    return f"member {data['member']}: {values}"
-
-
 class LineReporter:
-    """Listener for :class:`evo.search.Search` events that prints one line per event."""
+    """Listener for :class:`evo.search.Search` events that prints one line per event; the
+    progress inside a candidate (epochs, batches) is left to the live view."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
         self.started = time.monotonic()
-        self.done_in_batch = 0
-        self.batch_size = 0
 
     def _print(self, text: str) -> None:
         elapsed = time.monotonic() - self.started
@@ -73,22 +56,13 @@ class LineReporter:
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "start":
-            cfg = data["config"]
-            self._print(f"run {data['run_dir']}: grammar {cfg.grammar}, dataset {cfg.dataset}, "
-                        f"population {cfg.population}, generations {cfg.generations}, "
-                        f"objectives {','.join(cfg.objectives)}, workers {data['workers']}")
+            self._print(start_text(data))
         elif kind == "batch":
-            self.batch_size, self.done_in_batch = data["size"], 0
-            label = "initial population" if data["generation"] == 0 else \
-                f"generation {data['generation']}"
-            self._print(f"{label}: {data['size']} individuals")
+            self._print(f"{batch_label(data['generation'])}: {data['size']} individuals")
         elif kind == "result":
-            self.done_in_batch += 1
             self._print(f"  {result_text(data['result'])}")
         elif kind == "generation":
-            self._print(f"generation {data['generation']} done: front {data['front']}, "
-                        f"hypervolume {data['hypervolume']:.4f}, trained {data['evaluations']}, "
-                        f"cache hits {data['cache_hits']}, failed/invalid {data['failures']}")
+            self._print(generation_text(data))
         elif kind == "done":
             self._print(f"search finished: {data['reason']}")
         elif kind == "measured":

@@ -4,8 +4,10 @@ Why a separate step: the search ranks candidates by validation accuracy after a 
 so validation accuracy is both noisy and (through selection) optimistically biased. The test
 split never influenced any choice; a retrain scored on it is the honest figure for the members
 a user keeps. Training with several seeds shows how much of a difference between members is
-training noise alone; the first seed's weights become the member's retrained checkpoint (the
-one export uses), the other seeds only add statistics.
+training noise alone; the first seed's weights become this retrain's checkpoint, the other
+seeds only add statistics. Every retrain keeps its own row and its own weights file (see
+:mod:`evo.retrain_history`, which numbers, names and commits them); ``evo export`` uses the
+newest retrain unless told which.
 
 Every figure carries the number of test images behind it: digits has a few hundred, so one
 image moves accuracy by a third of a percent and differences below that are not differences.
@@ -14,9 +16,6 @@ image moves accuracy by a third of a percent and differences below that are not 
 from __future__ import annotations
 
 import hashlib
-import json
-import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,42 +23,23 @@ from typing import Any
 
 from evo.config import SearchConfig
 from evo.errors import EvoError
+from evo.memory import SCORING_BATCH, estimate_training, memory_limit, refusal
+from evo.retrain_history import (
+    RetrainRecord,
+    commit_retrain,
+    latest_retrains,
+    pending_weights_path,
+    retrain_records,
+    sweep_retrain_orphans,
+)
 from evo.search import front_of
 from evo.store import Individual, RunStore
 
+# Readers of the history (evo front, its plot, evo show) import these from here as well.
+__all__ = ["RetrainOutcome", "RetrainRecord", "latest_retrains", "retrain", "retrain_records",
+           "retrain_seed"]
+
 Listener = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class RetrainRecord:
-    """One row of the ``retrains`` table: a member retrained with ``seeds`` seeds."""
-
-    id: int
-    member: int
-    epochs: int
-    seeds: int
-    test_accuracy_mean: float
-    test_accuracy_std: float
-    test_correct: tuple[int, ...]
-    test_total: int
-    weights: str | None
-    metrics: dict[str, Any]
-    created: float
-
-    @property
-    def accuracies(self) -> tuple[float, ...]:
-        """Test accuracy of each seed, in seed order."""
-        return tuple(c / self.test_total for c in self.test_correct)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "retrain": self.id, "member": self.member, "epochs": self.epochs,
-            "seeds": self.seeds, "test_accuracy_mean": self.test_accuracy_mean,
-            "test_accuracy_std": self.test_accuracy_std,
-            "test_accuracies": list(self.accuracies), "test_correct": list(self.test_correct),
-            "test_images": self.test_total, "weights": self.weights,
-            "metrics": self.metrics, "created": self.created,
-        }
 
 
 @dataclass(frozen=True)
@@ -88,55 +68,6 @@ def retrain_seed(run_seed: int, key: str, index: int) -> int:
     evaluation key and index, 63 bits) so a retrain repeats exactly on CPU."""
     digest = hashlib.sha256(f"{int(run_seed)}:{key}:retrain:{int(index)}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
-
-
-def retrained_path(run_dir: Path, member: int) -> Path:
-    return run_dir / "models" / f"retrained-{member}.pt"
-
-
-# ---------------------------------------------------------------- reading
-
-
-def _record(row: Any) -> RetrainRecord:
-    return RetrainRecord(
-        id=row["id"], member=row["individual_id"], epochs=row["epochs"], seeds=row["seeds"],
-        test_accuracy_mean=row["test_accuracy_mean"], test_accuracy_std=row["test_accuracy_std"],
-        test_correct=tuple(json.loads(row["test_correct"])), test_total=row["test_total"],
-        weights=row["weights"], metrics=json.loads(row["metrics"]), created=row["created"],
-    )
-
-
-def retrain_records(store: RunStore, member: int | None = None) -> list[RetrainRecord]:
-    """Retrain rows, oldest first; ``member`` narrows them to one network (every individual
-    that shares the member's evaluation key counts: it is the same network)."""
-    if member is None:
-        rows = store.conn.execute("SELECT * FROM retrains ORDER BY id").fetchall()
-        return [_record(r) for r in rows]
-    ind = store.individual(member)
-    if ind is None or ind.eval_key is None:
-        return []
-    rows = store.conn.execute(
-        "SELECT r.* FROM retrains r JOIN individuals i ON i.id = r.individual_id"
-        " WHERE i.eval_key = ? ORDER BY r.id", (ind.eval_key,)).fetchall()
-    return [_record(r) for r in rows]
-
-
-def latest_retrains(store: RunStore) -> dict[str, RetrainRecord]:
-    """The newest retrain of each network, by evaluation key."""
-    rows = store.conn.execute(
-        "SELECT r.*, i.eval_key AS eval_key FROM retrains r"
-        " JOIN individuals i ON i.id = r.individual_id ORDER BY r.id").fetchall()
-    return {r["eval_key"]: _record(r) for r in rows if r["eval_key"] is not None}
-
-
-def retrained_weights(store: RunStore, member: int) -> Path | None:
-    """The member's retrained checkpoint (newest retrain that kept weights), if any."""
-    for record in reversed(retrain_records(store, member)):
-        if record.weights:
-            path = store.run_dir / record.weights
-            if path.is_file():
-                return path
-    return None
 
 
 # ---------------------------------------------------------------- choosing members
@@ -192,6 +123,7 @@ def retrain(
     device: str | None = None,
     skip_done: bool = False,
     listener: Listener | None = None,
+    max_memory: str | None = None,
 ) -> list[RetrainOutcome]:
     """Retrain ``members`` (default: the front) for ``epochs`` (default: the run's
     ``final-epochs``, else its ``epochs``) with ``seeds`` seeds each, and record the test
@@ -199,21 +131,24 @@ def retrain(
     "run in progress"). ``skip_done`` leaves members that already have a retrain with this
     many epochs and at least this many seeds (what ``evo search --final-epochs`` does on
     resume). ``listener`` receives ``retrain_start``, ``epoch``, ``retrain_seed`` and
-    ``retrain_done`` events."""
+    ``retrain_done`` events. A member whose estimated memory is over ``max_memory`` (default:
+    the run's ``--max-memory``, else the machine's) fails before anything is built."""
     if seeds < 1:
         raise EvoError(f"--seeds must be at least 1, got {seeds}", "e.g. --seeds 3")
     if epochs is not None and epochs < 1:
         raise EvoError(f"--epochs must be at least 1, got {epochs}", "e.g. --epochs 20")
     store = RunStore.open(Path(run_dir), write=True)
     try:
+        sweep_retrain_orphans(store)  # what a killed retrain left; we hold the lock
         config = SearchConfig.from_dict(store.meta("config"))
         chosen = chosen_members(store, members)
         budget_epochs = epochs or config.final_epochs or config.epochs
         dataset = _dataset_for_run(store, config)
+        limit = memory_limit(max_memory or config.max_memory)
         outcomes = []
         for ind in chosen:
             outcome = _retrain_one(store, config, dataset, ind, budget_epochs, seeds,
-                                   device or config.device, skip_done, listener)
+                                   device or config.device, skip_done, listener, limit)
             outcomes.append(outcome)
             if listener:
                 listener("retrain_done", {"outcome": outcome})
@@ -232,7 +167,7 @@ def _already_done(store: RunStore, ind: Individual, epochs: int,
 
 def _retrain_one(store: RunStore, config: SearchConfig, dataset: Any, ind: Individual,
                  epochs: int, seeds: int, device: str, skip_done: bool,
-                 listener: Listener | None) -> RetrainOutcome:
+                 listener: Listener | None, max_memory: int) -> RetrainOutcome:
     from evo.arch import parse_arch, resolve
     from evo.checkpoint import save_checkpoint
     from evo.train import TrainBudget, train_final
@@ -245,71 +180,66 @@ def _retrain_one(store: RunStore, config: SearchConfig, dataset: Any, ind: Indiv
     if skip_done:
         done = _already_done(store, ind, epochs, seeds)
         if done is not None:
-            return RetrainOutcome(ind.id, "skipped", f"already retrained (retrain {done.id})",
+            return RetrainOutcome(ind.id, "skipped", f"already retrained (retrain {done.number})",
                                   done, **facts)
     resolved = resolve(parse_arch(ind.phenotype or ""), dataset.input_shape, dataset.num_classes)
+    estimate = estimate_training(resolved, min(resolved.recipe.batch_size, len(dataset.train)
+                                               + len(dataset.val)),
+                                 min(SCORING_BATCH, len(dataset.test)))
+    too_large = refusal(estimate, max_memory, f"member {ind.id}")
+    if too_large is not None:
+        return RetrainOutcome(ind.id, "failed", too_large, None, **facts)
     budget = TrainBudget(epochs=epochs)
     per_seed: list[dict[str, Any]] = []
-    weights: str | None = None
-    for index in range(seeds):
-        seed = retrain_seed(config.seed, ind.eval_key, index)
-        if listener:
-            listener("retrain_start", {"member": ind.id, "seed_index": index, "seeds": seeds,
-                                       "epochs": budget.epochs_for(resolved.recipe.epochs_mult)})
-        progress = None
-        if listener:
-            def progress(data: dict[str, Any], member: int = ind.id) -> None:
-                listener("epoch", {"member": member, **data})
-        out = train_final(resolved, dataset, budget, device=device, threads=config.threads,
-                          seed=seed, progress=progress)
-        if not out.ok:
-            return RetrainOutcome(ind.id, "failed", f"seed {index + 1} of {seeds}: {out.reason}",
-                                  None, per_seed=tuple(per_seed), **facts)
-        m = out.metrics
-        entry = {"seed": seed, "test_accuracy": m["test_accuracy"],
-                 "test_correct": m["test_correct"], "epochs_run": m["epochs_run"],
-                 "final_loss": m["loss_curve"][-1] if m["loss_curve"] else None,
-                 "seconds": m["seconds"], "device": m["device"]}
-        per_seed.append(entry)
-        if listener:
-            listener("retrain_seed", {"member": ind.id, "seed_index": index, "seeds": seeds,
-                                      "test_total": m["test_total"], **entry})
-        if index == 0 and out.state_dict is not None:
-            path = retrained_path(store.run_dir, ind.id)
-            save_checkpoint(
-                path, resolved.canonical_text(), dataset.input_shape, dataset.num_classes,
-                dataset.mean, dataset.std, dataset.class_names, out.state_dict,
-                metadata={"member": ind.id, "eval_key": ind.eval_key, "retrain_epochs": epochs,
-                          "seed": seed, "trained_on": "train+val",
-                          "test_accuracy": m["test_accuracy"], "test_total": m["test_total"]})
-            weights = str(path.relative_to(store.run_dir))
-    record = _record_retrain(store, ind, epochs, per_seed, int(out.metrics["test_total"]),
-                             weights, dataset, device)
+    pending = pending_weights_path(store.run_dir, ind.id)
+    kept: Path | None = None
+    try:
+        for index in range(seeds):
+            seed = retrain_seed(config.seed, ind.eval_key, index)
+            if listener:
+                listener("retrain_start", {
+                    "member": ind.id, "seed_index": index, "seeds": seeds,
+                    "epochs": budget.epochs_for(resolved.recipe.epochs_mult)})
+            progress = None
+            if listener:
+                def progress(data: dict[str, Any], member: int = ind.id) -> None:
+                    listener("epoch", {"member": member, **data})
+            out = train_final(resolved, dataset, budget, device=device, threads=config.threads,
+                              seed=seed, progress=progress)
+            if not out.ok:
+                return RetrainOutcome(ind.id, "failed",
+                                      f"seed {index + 1} of {seeds}: {out.reason}", None,
+                                      per_seed=tuple(per_seed), **facts)
+            m = out.metrics
+            entry = {"seed": seed, "test_accuracy": m["test_accuracy"],
+                     "test_correct": m["test_correct"], "epochs_run": m["epochs_run"],
+                     "final_loss": m["loss_curve"][-1] if m["loss_curve"] else None,
+                     "seconds": m["seconds"], "device": m["device"]}
+            per_seed.append(entry)
+            if index == 0 and out.state_dict is not None:
+                # Only a temporary file until the row is committed (commit_retrain renames it
+                # to this retrain's own name in the same step): a kill during the later seeds
+                # leaves nothing any row points at.
+                kept = save_checkpoint(
+                    pending, resolved.canonical_text(), dataset.input_shape,
+                    dataset.num_classes, dataset.mean, dataset.std, dataset.class_names,
+                    out.state_dict,
+                    metadata={"member": ind.id, "eval_key": ind.eval_key,
+                              "retrain_epochs": epochs, "seeds": seeds, "seed": seed,
+                              "trained_on": "train+val", "test_accuracy": m["test_accuracy"],
+                              "test_total": m["test_total"]})
+            if listener:
+                listener("retrain_seed", {"member": ind.id, "seed_index": index,
+                                          "seeds": seeds, "test_total": m["test_total"],
+                                          **entry})
+        metrics = {
+            "per_seed": per_seed, "trained_on": "train+val",
+            "train_images": len(dataset.train) + len(dataset.val),
+            "dataset_fingerprint": dataset.fingerprint, "device_requested": device,
+            "std_kind": "sample standard deviation over seeds (none for one seed)",
+        }
+        record = commit_retrain(store, ind, epochs, per_seed, int(out.metrics["test_total"]),
+                                kept, metrics)
+    finally:
+        pending.unlink(missing_ok=True)  # renamed away when committed; else never attributed
     return RetrainOutcome(ind.id, "ok", None, record, per_seed=tuple(per_seed), **facts)
-
-
-def _record_retrain(store: RunStore, ind: Individual, epochs: int,
-                    per_seed: list[dict[str, Any]], total: int, weights: str | None,
-                    dataset: Any, device: str) -> RetrainRecord:
-    accuracies = [s["test_accuracy"] for s in per_seed]
-    mean = statistics.fmean(accuracies)
-    std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-    metrics = {
-        "per_seed": per_seed, "trained_on": "train+val",
-        "train_images": len(dataset.train) + len(dataset.val),
-        "dataset_fingerprint": dataset.fingerprint, "device_requested": device,
-        "std_kind": "sample standard deviation over seeds (0 for one seed)",
-    }
-    correct = [int(s["test_correct"]) for s in per_seed]
-    with store.transaction() as conn:
-        # Only the newest retrain of a network owns the checkpoint file (it was overwritten).
-        if weights is not None:
-            conn.execute("UPDATE retrains SET weights = NULL WHERE weights = ?", (weights,))
-        cur = conn.execute(
-            "INSERT INTO retrains (individual_id, epochs, seeds, test_accuracy_mean,"
-            " test_accuracy_std, test_correct, test_total, weights, metrics, created)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (ind.id, epochs, len(per_seed), mean, std, json.dumps(correct), total, weights,
-             json.dumps(metrics, sort_keys=True), time.time()))
-        row = conn.execute("SELECT * FROM retrains WHERE id = ?", (cur.lastrowid,)).fetchone()
-    return _record(row)

@@ -1,77 +1,32 @@
-"""Live progress of a search on a terminal: bars for the search, the generation and the
+"""Live progress of a search on a terminal: bars for the search, the generation and each
 candidate in training, with the figures a person watches a search for.
 
 Why it mirrors the plain reporter: every finished candidate and generation is still printed as
 a line (above the bars), so what scrolls by is the same log the non-terminal view writes; the
-bars add what a log cannot show well, the work in flight: the epoch, loss and validation
-accuracy of the candidate being trained (serial runs), the share of the generation done, and an
-estimate of the time left.
+bars add what a log cannot show well, the work in flight: for each candidate in training (in
+this process or in a worker) its epoch, batches done, running loss and images per second, then
+each epoch's validation accuracy; the share of the generation done; and the time left
+(:class:`evo.progress_state.Eta` says how it is smoothed).
 
-The ETA is deliberately simple and says what it assumes: the mean time per individual so far in
-this invocation, times the individuals still planned. Cache hits make the real figure smaller.
+Every figure comes from the search's events (the counts travel with them); the view never
+opens the run's database.
 """
 
 from __future__ import annotations
 
 import sys
-import time
-from pathlib import Path
 from typing import Any, TextIO
 
-from evo.progress import measured_text, result_text
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
-
-
-class SearchStats:
-    """Running totals behind the status line (plain data, no rendering)."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.planned = 0  # individuals the stopping rule allows in all
-        self.done = 0  # individuals whose generation or result is complete
-        self.done_at_start = 0
-        self.trained = 0
-        self.cache_hits = 0
-        self.failures = 0
-        self.front: int | None = None
-        self.hypervolume: float | None = None
-        self.max_time_s: float | None = None
-        self.max_evals: int | None = None
-
-    def eta_seconds(self, now: float | None = None) -> float | None:
-        """Seconds left at this invocation's mean pace; None before the first result."""
-        elapsed = (now or time.monotonic()) - self.started
-        done_here = self.done - self.done_at_start
-        if done_here <= 0:
-            return None
-        remaining = max(0, self.planned - self.done) * elapsed / done_here
-        if self.max_time_s is not None:
-            remaining = min(remaining, max(0.0, self.max_time_s - elapsed))
-        return remaining
-
-    def text(self, now: float | None = None) -> str:
-        parts = []
-        if self.front is not None:
-            parts.append(f"front {self.front}")
-        if self.hypervolume is not None:
-            parts.append(f"hypervolume {self.hypervolume:.4f}")
-        parts.append(f"trained {self.trained}"
-                     + (f" of at most {self.max_evals}" if self.max_evals else ""))
-        parts.append(f"cache hits {self.cache_hits}")
-        parts.append(f"failed/invalid {self.failures}")
-        eta = self.eta_seconds(now)
-        parts.append("ETA -" if eta is None else f"ETA {_duration(eta)}")
-        return " · ".join(parts)
+from evo.progress_state import (
+    SearchStats,
+    batch_label,
+    epoch_text,
+    generation_text,
+    measured_text,
+    result_text,
+    start_text,
+    training_text,
+)
 
 
 class RichReporter:
@@ -115,8 +70,8 @@ class RichReporter:
         self.stats = stats
         self.search_task: Any = None
         self.generation_task: Any = None
+        self.batch_base = 0  # individuals settled before the current batch
         self.candidate_tasks: dict[int, Any] = {}
-        self.population = 0
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> RichReporter:
@@ -129,10 +84,17 @@ class RichReporter:
     def _line(self, text: str) -> None:
         self.progress.console.print(text, highlight=False, markup=False)
 
-    def _refresh_search(self) -> None:
+    def _update_counts(self, data: dict[str, Any]) -> None:
+        """Take the counts an event carries; move the search and generation bars."""
+        counts = data.get("counts")
+        if counts is not None:
+            self.stats.update(counts)
+        done = self.stats.counts.total
         if self.search_task is not None:
             self.progress.update(self.search_task, total=max(self.stats.planned, 1),
-                                 completed=min(self.stats.done, self.stats.planned))
+                                 completed=min(done, self.stats.planned))
+        if self.generation_task is not None:
+            self.progress.update(self.generation_task, completed=done - self.batch_base)
 
     # -- events ----------------------------------------------------------------------------
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
@@ -145,66 +107,28 @@ class RichReporter:
             self._line(f"(progress display error: {exc!r})")
 
     def _on_start(self, data: dict[str, Any]) -> None:
-        cfg = data["config"]
-        self.population = cfg.population
-        self.stats.planned = cfg.population * (cfg.generations + 1)
-        self.stats.max_evals = cfg.max_evals
-        self.stats.max_time_s = cfg.max_time * 60 if cfg.max_time is not None else None
-        self._line(f"run {data['run_dir']}: grammar {cfg.grammar}, dataset {cfg.dataset}, "
-                   f"population {cfg.population}, generations {cfg.generations}, objectives "
-                   f"{','.join(cfg.objectives)}, workers {data['workers']}")
-        pending = self._resume_state(Path(data["run_dir"]))
-        self.stats.done_at_start = self.stats.done
+        self.stats.start(data)
+        self._line(start_text(data))
         self.search_task = self.progress.add_task("search", total=max(self.stats.planned, 1),
                                                   info="")
-        if pending is not None:
-            generation, size, finished = pending
-            self._new_generation(generation, size, finished)
-        self._refresh_search()
+        batch = data.get("batch")
+        if batch is not None:  # a resumed run continues an unfinished batch
+            self._new_generation(batch["generation"], batch["size"],
+                                 self.stats.counts.total - batch["settled"])
+        self._update_counts(data)
 
-    def _resume_state(self, run_dir: Path) -> tuple[int, int, int] | None:
-        """Totals of a resumed run, and its unfinished batch (generation, size, results)."""
-        from evo.store import RunStore
-
-        try:
-            store = RunStore.open(run_dir, write=False)
-        except Exception:  # the display must never stop a search
-            return None
-        try:
-            last = store.last_generation()
-            self.stats.trained = store.count_trained()
-            for g in range(0, (last if last is not None else -1) + 1):
-                gen = store.generation(g)
-                if gen is not None:
-                    self.stats.cache_hits += gen["cache_hits"]
-                    self.stats.failures += gen["failures"]
-                    self.stats.hypervolume = gen["hypervolume"]
-                    self.stats.front = sum(1 for r, v in zip(gen["ranks"], gen["violation"],
-                                                             strict=True) if r == 0 and v == 0)
-            self.stats.done = self.population * ((last if last is not None else -1) + 1)
-            pending = store.state("pending", [])
-            if not pending:
-                return None
-            evaluated = store.evaluations()
-            batch = store.individuals(pending)
-            finished = sum(1 for ind in batch if ind.eval_key in evaluated)
-            self.stats.done += finished
-            return batch[0].generation, len(batch), finished
-        finally:
-            store.close(checkpoint=False)
-
-    def _new_generation(self, generation: int, size: int, completed: int = 0) -> None:
+    def _new_generation(self, generation: int, size: int, base: int) -> None:
         if self.generation_task is not None:
             self.progress.remove_task(self.generation_task)
-        label = "initial population" if generation == 0 else f"generation {generation}"
-        self.generation_task = self.progress.add_task(label, total=max(size, 1),
-                                                      completed=completed, info="")
+        self.batch_base = base
+        self.generation_task = self.progress.add_task(batch_label(generation),
+                                                      total=max(size, 1), info="")
 
     def _on_batch(self, data: dict[str, Any]) -> None:
-        label = "initial population" if data["generation"] == 0 else \
-            f"generation {data['generation']}"
-        self._line(f"{label}: {data['size']} individuals")
-        self._new_generation(data["generation"], data["size"])
+        self._line(f"{batch_label(data['generation'])}: {data['size']} individuals")
+        settled_before = self.stats.counts.total
+        self._new_generation(data["generation"], data["size"], settled_before)
+        self._update_counts(data)
 
     def _on_candidate(self, data: dict[str, Any]) -> None:
         member = int(data["member"])
@@ -212,17 +136,18 @@ class RichReporter:
             f"  member {member}, epoch", total=max(int(data.get("epochs") or 1), 1),
             info="training")
 
+    def _on_training(self, data: dict[str, Any]) -> None:
+        task = self.candidate_tasks.get(int(data["member"]))
+        if task is not None:
+            done = data["epoch"] - 1 + data["batch"] / max(data["batches"], 1)
+            self.progress.update(task, completed=done, total=data["epochs"],
+                                 info=training_text(data))
+
     def _on_epoch(self, data: dict[str, Any]) -> None:
         task = self.candidate_tasks.get(int(data["member"]))
-        if task is None:
-            return
-        parts = [f"loss {data['loss']:.4f}"]
-        for split in ("val", "test"):
-            acc = data.get(f"{split}_accuracy")
-            if acc is not None:
-                parts.append(f"{split} acc {acc:.2%}")
-        self.progress.update(task, completed=data["epoch"], total=data["epochs"],
-                             info=" · ".join(parts))
+        if task is not None:
+            self.progress.update(task, completed=data["epoch"], total=data["epochs"],
+                                 info=epoch_text(data))
 
     def _on_result(self, data: dict[str, Any]) -> None:
         result = data["result"]
@@ -230,34 +155,26 @@ class RichReporter:
         if task is not None:
             self.progress.remove_task(task)
         self._line(f"  {result_text(result)}")
-        self.stats.trained += 1
-        self.stats.done += 1
-        if self.generation_task is not None:
-            self.progress.advance(self.generation_task)
-        self._refresh_search()
+        self._update_counts(data)
 
     def _on_generation(self, data: dict[str, Any]) -> None:
         self.stats.front = data["front"]
         self.stats.hypervolume = data["hypervolume"]
-        self.stats.cache_hits += data["cache_hits"]
-        self.stats.failures += data["failures"]
-        self.stats.trained = data["evaluations"]
-        self.stats.done = max(self.stats.done, self.population * (data["generation"] + 1))
         if self.generation_task is not None:
             self.progress.remove_task(self.generation_task)
             self.generation_task = None
-        self._line(f"generation {data['generation']} done: front {data['front']}, hypervolume "
-                   f"{data['hypervolume']:.4f}, trained {data['evaluations']}, cache hits "
-                   f"{data['cache_hits']}, failed/invalid {data['failures']}")
-        self._refresh_search()
+        self._line(generation_text(data))
+        self._update_counts(data)
 
     def _on_done(self, data: dict[str, Any]) -> None:
-        self.stats.planned = self.stats.done  # a stopping limit may end the run early
-        self._refresh_search()
+        self._update_counts(data)
+        self.stats.finish()
+        self._update_counts({})
         self._line(f"search finished: {data['reason']}")
 
     def _on_measured(self, data: dict[str, Any]) -> None:
         self._line(f"  {measured_text(data)}")
+        self._update_counts(data)
 
     def _on_step(self, data: dict[str, Any]) -> None:
         self._line(data["text"])

@@ -58,16 +58,20 @@ def run_search(config: SearchConfig | None, *, resume: Path | None = None,
         problem = factory(run_dir)(config)
         search = Search.create(run_dir, config, problem)
     search.listeners.extend(listeners)
+    # Progress from inside evaluations (epochs, batches), from workers too, goes to the same
+    # listeners as the search's own events; nothing is reported when nobody listens.
+    progress = (lambda kind, data: search.emit(kind, **data)) if search.listeners else None
     status = "interrupted"
     try:
-        with make_executor(search.problem.evaluator(), search.config.workers) as executor:
-            search._emit("start", run_dir=str(search.store.run_dir), config=search.config,
-                         workers=search.config.workers)
+        with make_executor(search.problem.evaluator(), search.config.workers, progress,
+                           search.config.candidate_timeout) as executor:
+            search.emit("start", run_dir=str(search.store.run_dir), config=search.config,
+                        workers=search.config.workers, **search.progress_state())
             while not search.done:
                 for result in executor.run(search.ask()):
                     search.tell(result)
         status = "finished"
-        search._emit("done", reason=search.stop_reason())
+        search.emit("done", reason=search.stop_reason(), counts=search.counts)
     finally:
         search.close(status)
     return search.store.run_dir

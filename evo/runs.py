@@ -15,8 +15,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from evo.counts import Counts, counts_of
 from evo.errors import EvoError
+from evo.readable import integral_counts
 from evo.store import DB_NAME, RunLock, RunStore
+from evo.store_check import RunDamaged
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class RunSummary:
     dataset: str | None
     generations_done: int | None  # generations after the initial population (0: only it)
     generations_planned: int | None
-    evaluations: int  # trained evaluations (cache hits and warm-start copies excluded)
+    counts: Counts | None  # individuals trained, cached, skipped, invalid, failed
     members: int
     best_accuracy: float | None  # best validation accuracy on the current front
     best_accuracy_images: int | None
@@ -38,7 +41,8 @@ class RunSummary:
     note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = integral_counts(asdict(self))  # 21698 parameters, not 21698.0
+        out["counts"] = None if self.counts is None else self.counts.to_dict()
         out["last_update_iso"] = (time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(
             self.last_update)) if self.last_update else None)
         return out
@@ -89,8 +93,11 @@ def summarize(run_dir: Path) -> RunSummary:
     try:
         store = RunStore.open(run_dir, write=False)
     except EvoError as exc:
-        return RunSummary(str(run_dir), "unreadable", None, None, None, None, 0, 0, None, None,
-                          None, None, note=exc.message)
+        return RunSummary(str(run_dir), "unreadable", None, None, None, None, None, 0, None,
+                          None, None, None,
+                          note=f"not a readable run database: {exc.problem}"
+                          if isinstance(exc, RunDamaged) else
+                          exc.message)
     try:
         config = store.meta("config") or {}
         problem = store.meta("problem") or {}
@@ -113,16 +120,16 @@ def summarize(run_dir: Path) -> RunSummary:
             dataset=dataset,
             generations_done=last,
             generations_planned=config.get("generations"),
-            evaluations=store.count_trained(),
+            counts=counts_of(store),
             members=store.count_individuals(),
             best_accuracy=best[0],
             best_accuracy_images=best[1],
             smallest_params=min(params) if params else None,
             last_update=_last_update(store),
         )
-    except sqlite3.DatabaseError as exc:
-        return RunSummary(str(run_dir), "unreadable", None, None, None, None, 0, 0, None, None,
-                          None, None, note=f"{run_dir / DB_NAME}: {exc}")
+    except Exception as exc:  # one bad run is a row saying so, never the end of the listing
+        return RunSummary(str(run_dir), "unreadable", None, None, None, None, None, 0, None,
+                          None, None, None, note=f"{run_dir / DB_NAME}: {exc}")
     finally:
         store.close(checkpoint=False)
 

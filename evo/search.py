@@ -27,8 +27,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from evo import nsga2
-from evo.config import SearchConfig, to_toml
+from evo.config import SearchConfig, run_config_toml
+from evo.counts import Counts, outcome, outcomes_of
 from evo.errors import EvoError
+from evo.failures import Retries
 from evo.grammar import Grammar, parse_grammar, read_grammar_text
 from evo.indicators import default_scale, hypervolume
 from evo.mapper import map_genome
@@ -42,6 +44,7 @@ from evo.operators import (
     sensible_initialisation,
 )
 from evo.store import Evaluation, Individual, RunStore
+from evo.warmstart import check_warm_start, open_warm_start
 
 # Violation levels that rank below every constraint miss (see nsga2.rank_and_crowding).
 INVALID_VIOLATION = 1e9
@@ -65,7 +68,9 @@ class Result:
 
     key: str
     individual_id: int
-    status: str  # ok | failed | skipped (a hard limit known before training)
+    # ok | failed | skipped (a hard limit known before training); retry | lost: not the
+    # candidate's result (the machine or its worker failed), never stored (evo.failures)
+    status: str
     reason: str | None = None
     objectives: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -150,9 +155,15 @@ class Search:
         )
         self.started = time.monotonic()
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.retries = Retries()  # keys the machine failed to evaluate, this process only
+        # Outcomes so far (sent with every event); those of the pending batch are kept by
+        # member id, because a result or a measurement can still change them.
+        known = outcomes_of(store)
+        self.counts = Counts.of(known.values())
+        self._batch_outcomes = {i: known[i] for i in self.pending if i in known}
         self.warm: RunStore | None = None
         if config.warm_start:
-            self.warm = _open_warm_start(Path(config.warm_start), problem)
+            self.warm = open_warm_start(Path(config.warm_start), problem.describe())
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -170,6 +181,8 @@ class Search:
             "status": "running",
         }
         state = {"rng": np.random.default_rng(config.seed).bit_generator.state}
+        if config.warm_start:  # refused before the run folder exists, never half-made
+            check_warm_start(Path(config.warm_start), meta["problem"])
         store = RunStore.create(run_dir, meta, state)
         try:
             search = cls(store, config, problem, grammar)
@@ -188,6 +201,7 @@ class Search:
         try:
             stored = SearchConfig.from_dict(store.meta("config"))
             if config is not None:
+                config.check()
                 diff = config.resume_differences(stored)
                 if diff:
                     raise EvoError(
@@ -224,9 +238,35 @@ class Search:
         self.store.close()
 
     # -- events ----------------------------------------------------------------------------
-    def _emit(self, kind: str, **data: Any) -> None:
+    def emit(self, kind: str, **data: Any) -> None:
+        """Send one event to every listener (the runner's start/done and progress events too)."""
         for listener in self.listeners:
             listener(kind, data)
+
+    def _settle(self, ind: Individual, ev: Evaluation | None) -> None:
+        """Count (or recount) one individual of the pending batch with its evaluation."""
+        new = outcome(ind, ev)
+        old = self._batch_outcomes.get(ind.id)
+        if new != old:
+            self.counts = self.counts.moved(old, new)
+            if new is not None:
+                self._batch_outcomes[ind.id] = new
+
+    def progress_state(self) -> dict[str, Any]:
+        """What a progress view needs when it starts watching (a fresh or resumed run): the
+        counts, the last generation's front size and hypervolume, and the unfinished batch."""
+        state: dict[str, Any] = {"counts": self.counts, "generation": self.generation,
+                                 "front": None, "hypervolume": None, "batch": None}
+        gen = self.store.generation(self.generation) if self.generation >= 0 else None
+        if gen is not None:
+            state["hypervolume"] = gen["hypervolume"]
+            state["front"] = sum(1 for r, v in zip(gen["ranks"], gen["violation"], strict=True)
+                                 if r == 0 and v == 0)
+        pending = self.pending
+        if pending:
+            state["batch"] = {"generation": self.generation + 1, "size": len(pending),
+                              "settled": len(self._batch_outcomes)}
+        return state
 
     # -- stopping --------------------------------------------------------------------------
     @property
@@ -248,7 +288,7 @@ class Search:
     def stop_reason(self) -> str | None:
         if self.generation >= self.config.generations:
             return f"{self.config.generations} generations done"
-        if self.config.max_evals is not None and self.store.count_trained() >= \
+        if self.config.max_evals is not None and self.counts.evaluated >= \
                 self.config.max_evals:
             return f"{self.config.max_evals} evaluations done"
         if self.config.max_time is not None and \
@@ -259,11 +299,18 @@ class Search:
     # -- ask -------------------------------------------------------------------------------
     def ask(self) -> list[Job]:
         """Jobs of the current batch, creating the next batch first when none is pending."""
-        if not self.pending:
+        if self.pending:
+            jobs = self._jobs_for(self.pending)
+            if not jobs and any(self.retries.exhausted(ind.eval_key)
+                                for ind in self.store.individuals(self.pending)):
+                raise self.retries.stop(self.store.run_dir)  # nothing else left to evaluate
+        else:
             if self.done:
                 return []
             self._create_batch()
-        jobs = self._jobs_for(self.pending)
+            jobs = self._jobs_for(self.pending)  # counts the batch's cache hits
+            self.emit("batch", generation=self.generation + 1, size=len(self.pending),
+                      counts=self.counts)
         self._finish_batch_if_complete()
         return jobs
 
@@ -271,7 +318,10 @@ class Search:
         known = self.store.evaluations()
         jobs, seen = [], set()
         for ind in self.store.individuals(ids):
-            if ind.eval_key is None or ind.eval_key in known or ind.eval_key in seen:
+            if ind.eval_key in known:
+                self._settle(ind, known[ind.eval_key])
+            if ind.eval_key is None or ind.eval_key in known or ind.eval_key in seen or \
+                    self.retries.exhausted(ind.eval_key):
                 continue
             if self._copy_warm_evaluation(ind):
                 continue
@@ -300,6 +350,7 @@ class Search:
                                      source="warm-start")
         with self.store.transaction() as conn:
             self.store.add_evaluation(conn, copied)
+        self._settle(ind, copied)
         return True
 
     def _text_for(self, ind: Individual) -> str:
@@ -347,7 +398,11 @@ class Search:
             ]
             self.store.set_state(conn, "pending", ids)
             self.store.set_state(conn, "rng", rng.bit_generator.state)
-        self._emit("batch", generation=generation, size=len(ids))
+        self._batch_outcomes = {}
+        for ind_id, (row, _parents, _origin) in zip(ids, rows, strict=True):
+            if row["eval_key"] is None:
+                self.counts = self.counts.moved(None, "invalid")
+                self._batch_outcomes[ind_id] = "invalid"
 
     def _initial_rows(self, rng: np.random.Generator, n: int) -> list[tuple[dict, tuple, str]]:
         if self.config.strategy == "random" or self.config.init == "random":
@@ -422,6 +477,11 @@ class Search:
     def tell(self, result: Result) -> None:
         """Record one result at once (any order); completes the generation when it is the
         batch's last missing key."""
+        settled = self.retries.settle(result)
+        if settled is None:  # the machine failed, not the candidate: asked again later
+            self.emit("step", text=self.retries.note(result))
+            return
+        result = settled
         ev = Evaluation(
             key=result.key, individual_id=result.individual_id, status=result.status,
             reason=result.reason, objectives=dict(result.objectives),
@@ -429,7 +489,10 @@ class Search:
             seconds=result.seconds, weights=result.weights, source="trained")
         with self.store.transaction() as conn:
             self.store.add_evaluation(conn, ev)
-        self._emit("result", result=result)
+        for ind in self.store.individuals(self.pending):
+            if ind.eval_key == result.key:
+                self._settle(ind, ev)
+        self.emit("result", result=result, counts=self.counts)
         self._finish_batch_if_complete()
 
     def _member(self, ind: Individual, evaluations: dict[str, Evaluation]) -> _Member:
@@ -489,9 +552,10 @@ class Search:
             self.store.set_state(conn, "pending", [])
             self.store.set_state(conn, "rng", rng.bit_generator.state)
             self.store.set_meta(conn, "updated", time.time())
-        self._emit("generation", generation=generation, hypervolume=hv,
-                   front=int(((ranks == 0) & feasible).sum()), cache_hits=cache_hits,
-                   failures=failures, evaluations=self.store.count_trained())
+        self.store.checkpoint()  # a finished generation lives in run.db, not only in its -wal
+        self._batch_outcomes = {}
+        self.emit("generation", generation=generation, hypervolume=hv,
+                  front=int(((ranks == 0) & feasible).sum()), counts=self.counts)
 
     def _measure_batch(self, batch: list[Individual],
                        evaluations: dict[str, Evaluation]) -> dict[str, Evaluation]:
@@ -520,8 +584,11 @@ class Search:
             updated = self.store.evaluation(ev.key)
             assert updated is not None
             evaluations[ev.key] = updated
-            self._emit("measured", member=ev.individual_id, objectives=measured.objectives,
-                       failure=measured.failure)
+            for other in batch:
+                if other.eval_key == ev.key:
+                    self._settle(other, updated)
+            self.emit("measured", member=ev.individual_id, objectives=measured.objectives,
+                      failure=measured.failure, counts=self.counts)
         return evaluations
 
     # -- results ---------------------------------------------------------------------------
@@ -567,20 +634,6 @@ def front_of(store: RunStore) -> list[tuple[Individual, Evaluation]]:
     return unique
 
 
-def _open_warm_start(run_dir: Path, problem: Problem) -> RunStore:
-    """An earlier run whose evaluations this one may reuse; refused when it cannot share keys."""
-    warm = RunStore.open(run_dir, write=False)
-    theirs, ours = warm.meta("problem") or {}, problem.describe()
-    if theirs != ours:
-        warm.close(checkpoint=False)
-        differing = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-        raise EvoError(
-            f"--warm-start {run_dir}: its {', '.join(differing)} differ from this run's",
-            "warm start needs the same dataset, budget, device type and threads",
-        )
-    return warm
-
-
 def check_config(config: SearchConfig) -> Grammar:
     """Validate everything that needs no dataset or torch, so bad input fails in milliseconds."""
     _validate(config)
@@ -589,30 +642,8 @@ def check_config(config: SearchConfig) -> Grammar:
 
 
 def _validate(config: SearchConfig) -> None:
-    parse_objectives(config.objectives)
-    for c in config.constraint:
-        parse_constraint(c)
-    if config.export:
-        from export.formats import parse_formats  # numpy only: cheap
-
-        parse_formats(",".join(config.export))
-    checks = [
-        (config.population >= 2, "--population must be at least 2"),
-        (config.generations >= 0, "--generations must be 0 or more"),
-        (config.epochs >= 1, "--epochs must be at least 1"),
-        (config.workers >= 1, "--workers must be at least 1"),
-        (config.threads >= 1, "--threads must be at least 1"),
-        (config.strategy in ("nsga2", "random"), "--strategy is nsga2 or random"),
-        (config.init in ("sensible", "pi-grow", "random"), "--init is sensible, pi-grow or random"),
-        (config.genome_length >= 1, "--genome-length must be at least 1"),
-        (config.codon_size >= 1, "--codon-size must be at least 1"),
-        (0 <= config.crossover <= 1, "--crossover is a probability in [0, 1]"),
-        (config.mutation is None or 0 <= config.mutation <= 1,
-         "--mutation is a probability in [0, 1]"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise EvoError(message, "fix the option on the command line or in the TOML file")
+    """Every rule lives in :meth:`SearchConfig.check` (the CLI and TOML files use it too)."""
+    config.check()
 
 
 def _versions() -> dict[str, str]:
@@ -632,6 +663,5 @@ def _write_config_toml(run_dir: Path, config: SearchConfig) -> None:
     """Human-readable copy of the configuration; run.db stays the truth."""
     path = run_dir / "config.toml"
     tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(to_toml(config, "Written from run.db for people to read; editing it changes "
-                                   "nothing.\nRe-run with: evo search --config config.toml"))
+    tmp.write_text(run_config_toml(config, run_dir))
     tmp.replace(path)

@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from evo.errors import EvoError
-from evo.retrain import member_ids_hint, retrain_records
+from evo.export_swap import checked_exports
+from evo.readable import canonical_phenotype, integral_counts
+from evo.retrain import member_ids_hint
+from evo.retrain_history import RetrainRecord, chosen_retrain, retrain_records
 from evo.store import Evaluation, Individual, RunStore
 
 
@@ -88,6 +91,11 @@ def _network(store: RunStore, ind: Individual) -> tuple[dict[str, Any] | None, A
         return None, None, f"phenotype does not parse: {exc}"
     shape = tuple(int(v) for v in dataset["input_shape"])
     resolved = resolve(spec, shape, int(dataset["num_classes"]))
+    from evo.memory import default_limit, estimate_inspection, refusal
+
+    too_large = refusal(estimate_inspection(resolved), default_limit(), option=None)
+    if too_large is not None:
+        return None, None, too_large
     from evo.model import layer_table
 
     layers = [{"index": i, "layer": row.name, "output_shape": list(row.output_shape),
@@ -102,6 +110,18 @@ def _network(store: RunStore, ind: Individual) -> tuple[dict[str, Any] | None, A
         "resolution_notes": list(resolved.notes), "dropped": list(resolved.dropped),
     }
     return facts, resolved, None
+
+
+def _retrains(store: RunStore, ind: Individual) -> list[dict[str, Any]]:
+    """Every retrain of the member's network, oldest first, numbered; each says whether its
+    weights file is there and which one ``evo export`` uses by default (the newest)."""
+    records = retrain_records(store, ind.id)
+    out = []
+    for record in records:
+        path = record.weights_path(store.run_dir)
+        out.append({**record.to_dict(), "weights_present": bool(path and path.is_file()),
+                    "export_default": record is records[-1]})
+    return out
 
 
 def _open_member(run_dir: Path, member: int) -> tuple[RunStore, Individual]:
@@ -123,10 +143,11 @@ def member_details(run_dir: Path, member: int) -> dict[str, Any]:
         ev = evaluations.get(ind.eval_key) if ind.eval_key else None
         network, _resolved, no_network = _network(store, ind)
         config = store.meta("config") or {}
-        return {
+        return integral_counts({  # counts as ints; canonical phenotype, raw one kept
             "run_dir": str(run_dir),
             "member": ind.id,
-            "phenotype": ind.phenotype,
+            "phenotype": canonical_phenotype(ind.phenotype),
+            "phenotype_raw": ind.phenotype,
             "valid": ind.valid,
             "reason": ind.reason,
             "genome": {"length": len(ind.genome), "used_codons": ind.used_codons,
@@ -136,40 +157,55 @@ def member_details(run_dir: Path, member: int) -> dict[str, Any]:
             "network": network,
             "no_network": no_network,
             "budget": {"epochs": config.get("epochs"), "seed": config.get("seed")},
-            "retrains": [r.to_dict() for r in retrain_records(store, ind.id)],
-            "exports": _rows(store, "exports", ind.id),
+            "retrains": _retrains(store, ind),
+            "exports": [row for row in checked_exports(store)  # missing files say so
+                        if row["individual_id"] == ind.id],
             "measurements": _rows(store, "measurements", ind.id),
-        }
+        })
     finally:
         store.close(checkpoint=False)
 
 
 def member_torch_source(run_dir: Path, member: int, *, header: bool = False) -> str:
-    """Standalone PyTorch source of the member's network for the run's dataset; ``header``
-    prepends comments naming the member's checkpoints and how to load them."""
-    from evo.retrain import retrained_weights
+    """Standalone PyTorch source of the member's network for the run's dataset, with the
+    dataset's input normalisation; ``header`` prepends comments naming the member's weights
+    (the search's, and the retrain ``evo export`` uses by default) and how to load them."""
     from evo.torch_source import torch_source
 
     store, ind = _open_member(run_dir, member)
     try:
         _facts, resolved, why = _network(store, ind)
         ev = store.evaluation(ind.eval_key) if ind.eval_key else None
-        retrained = retrained_weights(store, ind.id)
+        retrain = chosen_retrain(store, ind.id)
+        count = len(retrain_records(store, ind.id))
+        dataset = (store.meta("problem") or {}).get("dataset") or {}
     finally:
         store.close(checkpoint=False)
     if resolved is None:
         raise EvoError(f"{run_dir}: member {member} has no network to write out ({why})",
                        "pick a member with a valid phenotype (evo front)")
-    source = torch_source(resolved)
+    source = torch_source(resolved, dataset.get("mean"), dataset.get("std"))
     if not header:
         return source
     lines = [f"# Member {ind.id} of the evo run {run_dir} (written by `evo show --torch`)."]
     if ev is not None and ev.weights:
         lines.append(f"# Weights from the search: {Path(run_dir) / ev.weights}")
-    if retrained is not None:
-        lines.append(f"# Retrained weights (train+validation): {retrained}")
+    lines += _retrain_header(Path(run_dir), ind.id, retrain, count)
     if len(lines) > 1:
         lines += ["# evo checkpoints keep the weights under 'state_dict':",
                   "#   model = build_model()",
                   "#   model.load_state_dict(torch.load(PATH, weights_only=True)['state_dict'])"]
     return "\n".join(lines) + "\n" + source
+
+
+def _retrain_header(run_dir: Path, member: int, retrain: RetrainRecord | None,
+                    count: int) -> list[str]:
+    if retrain is None:
+        return []
+    path = retrain.weights_path(run_dir)
+    where = str(path) if path is not None and path.is_file() else "(weights file not kept)"
+    lines = [f"# Retrained weights, {retrain.label(member)}, what evo export uses: {where}"]
+    if count > 1:
+        lines.append(f"# ({count} retrains in all: evo show {run_dir} {member} lists "
+                     "them; evo export --retrain N picks another)")
+    return lines

@@ -22,97 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from evo.errors import EvoError
+from evo.store_check import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    add_missing_later_tables,
+    check_run,
+)
 
-SCHEMA_VERSION = 1
 DB_NAME = "run.db"
 LOCK_NAME = ".lock"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS individuals (
-    id INTEGER PRIMARY KEY,
-    generation INTEGER NOT NULL,
-    origin TEXT NOT NULL,
-    genome TEXT NOT NULL,
-    phenotype TEXT,
-    valid INTEGER NOT NULL,
-    used_codons INTEGER NOT NULL,
-    depth INTEGER NOT NULL,
-    nodes INTEGER NOT NULL,
-    parents TEXT NOT NULL,
-    eval_key TEXT,
-    reason TEXT,
-    created REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS individuals_key ON individuals(eval_key);
-CREATE TABLE IF NOT EXISTS evaluations (
-    key TEXT PRIMARY KEY,
-    individual_id INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    reason TEXT,
-    objectives TEXT NOT NULL,
-    metrics TEXT NOT NULL,
-    device TEXT,
-    threads INTEGER,
-    seconds REAL,
-    weights TEXT,
-    source TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS generations (
-    generation INTEGER PRIMARY KEY,
-    population TEXT NOT NULL,
-    ranks TEXT NOT NULL,
-    crowding TEXT NOT NULL,
-    violation TEXT NOT NULL,
-    hypervolume REAL,
-    evaluations INTEGER NOT NULL,
-    cache_hits INTEGER NOT NULL,
-    failures INTEGER NOT NULL,
-    created REAL NOT NULL,
-    rng TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS retrains (
-    id INTEGER PRIMARY KEY,
-    individual_id INTEGER NOT NULL,
-    epochs INTEGER NOT NULL,
-    seeds INTEGER NOT NULL,
-    test_accuracy_mean REAL NOT NULL,
-    test_accuracy_std REAL NOT NULL,
-    test_correct TEXT NOT NULL,
-    test_total INTEGER NOT NULL,
-    weights TEXT,
-    metrics TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS exports (
-    id INTEGER PRIMARY KEY,
-    individual_id INTEGER,
-    format TEXT NOT NULL,
-    status TEXT NOT NULL,
-    reason TEXT,
-    path TEXT,
-    bytes INTEGER,
-    accuracy REAL,
-    parity REAL,
-    details TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS measurements (
-    id INTEGER PRIMARY KEY,
-    individual_id INTEGER,
-    format TEXT,
-    target TEXT NOT NULL,
-    protocol TEXT NOT NULL,
-    host TEXT NOT NULL,
-    median_ms REAL,
-    bytes INTEGER,
-    details TEXT NOT NULL,
-    source TEXT NOT NULL,
-    created REAL NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -162,7 +80,15 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except IsADirectoryError:
+            raise EvoError(f"{self.path}: is a folder, not the run's lock file",
+                           f"remove it with rmdir {self.path}; evo makes the lock file itself"
+                           ) from None
+        except OSError as exc:
+            raise EvoError(f"{self.path}: cannot open the run's lock file ({exc.strerror})",
+                           "check the run folder's permissions") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -231,7 +157,7 @@ class RunStore:
         fresh.unlink(missing_ok=True)
         conn = sqlite3.connect(fresh, isolation_level=None)
         try:
-            conn.executescript(_SCHEMA)
+            conn.executescript(SCHEMA)
             conn.execute("BEGIN")
             conn.execute("INSERT INTO meta VALUES ('schema_version', ?)",
                          (_dumps(SCHEMA_VERSION),))
@@ -256,22 +182,28 @@ class RunStore:
         if write:
             lock = RunLock(run_dir)
             lock.acquire()
+        conn = None
         try:
-            conn = cls._connect(db, readonly=not write)
-            version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            # Checked through a read-only connection, which never writes (closing a writer's
+            # connection would checkpoint a write-ahead log into a damaged file).
+            conn = cls._connect(db, readonly=True)
+            tables = check_run(conn, db)
             if write:
-                with conn:
-                    conn.executescript(_SCHEMA)  # tables added by later versions
-        except sqlite3.DatabaseError as exc:
+                conn.close()
+                conn = cls._connect(db)
+                conn.executescript(SCHEMA)  # tables added by later versions
+            else:
+                add_missing_later_tables(conn, tables)
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
             if lock:
                 lock.release()
-            raise EvoError(f"{db}: not a readable evo run database ({exc})",
-                           "the file is damaged; restore it from a backup or start a new run"
-                           ) from None
-        if version is None or json.loads(version[0]) > SCHEMA_VERSION:
-            if lock:
-                lock.release()
-            raise EvoError(f"{db}: written by a newer or unknown evo", "upgrade evo")
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise EvoError(f"{db}: not a readable evo run database ({exc})",
+                               "restore the run folder from a copy or start a new run"
+                               ) from None
+            raise
         return cls(run_dir, conn, lock)
 
     @staticmethod
@@ -287,6 +219,13 @@ class RunStore:
         conn.row_factory = sqlite3.Row
         # Explicit transactions only: `with store.transaction()`.
         return conn
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into run.db without waiting for readers (called at each
+        generation's end), so a copy of run.db alone, or one whose -wal was lost after a kill,
+        still holds every finished generation."""
+        if self.lock is not None:
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -435,6 +374,22 @@ class RunStore:
             "UPDATE evaluations SET objectives=?, metrics=?, status=?, reason=? WHERE key=?",
             (_dumps(merged_objectives), _dumps(merged_metrics), status or row["status"],
              reason if status else row["reason"], key))
+
+    # -- exports ---------------------------------------------------------------------------
+    def exports(self) -> list[dict[str, Any]]:
+        """Every export row, oldest first, with ``details`` decoded and the ``eval_key`` of its
+        member (files are checked against them by ``evo.export_swap.checked_exports``)."""
+        rows = self.conn.execute(
+            "SELECT e.*, i.eval_key AS eval_key FROM exports e LEFT JOIN individuals i"
+            " ON i.id = e.individual_id ORDER BY e.id").fetchall()
+        return [{**dict(row), "details": json.loads(row["details"])} for row in rows]
+
+    def export_staging(self) -> set[str]:
+        """The staging folders committed export rows name (see ``evo.export_swap``); decoded
+        by Python, whose JSON reads the NaN a parity value may hold."""
+        rows = self.conn.execute("SELECT details FROM exports WHERE details LIKE '%\"staging\"%'")
+        named = (json.loads(row[0]).get("staging") for row in rows)
+        return {str(name) for name in named if name}
 
     # -- measurements ----------------------------------------------------------------------
     def add_measurement(self, conn: sqlite3.Connection, *, individual_id: int | None,

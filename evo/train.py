@@ -10,8 +10,10 @@ failed ``EvalResult`` instead of an exception, so one bad network never stops a 
 
 Determinism contract: the evaluation key (``evaluation_key``) names everything that changes the
 trained weights; ``derive_seed`` turns (run seed, key) into the training seed; on CPU the same
-key and seed give bit-identical weights. CUDA runs are fast rather than bit-exact (cuDNN picks
-algorithms by timing), and a wall-clock limit makes any result machine-dependent.
+key and seed give bit-identical weights for one machine type, thread count and library build,
+not across CPU instruction sets (on AVX-512 or AMX oneDNN picks other kernels than on AVX2).
+CUDA runs are fast rather than bit-exact (cuDNN picks algorithms by timing), and a wall-clock
+limit makes any result machine-dependent.
 """
 
 from __future__ import annotations
@@ -34,15 +36,19 @@ from torch import nn
 from evo.arch import ResolvedArch
 from evo.data import Dataset
 from evo.errors import EvoError
+from evo.memory import estimate_training
 
 MEMORY_FORMAT = "channels_last"
 _KEY_VERSION = 1
 _EVAL_BATCH = 1024
 # Training keeps roughly this many copies of every activation alive (the saved output, its
 # gradient, and the temporaries of norm/activation layers); a deliberately generous factor.
-_ACTIVATION_COPIES = 3
 
 Progress = Callable[[dict[str, Any]], None]
+# Within an epoch, the search's progress view asks for progress (batches done, running loss,
+# images/s) at most this often: each report reads the loss back from the device, which waits
+# for the queued steps.
+PROGRESS_EVERY_S = 1.0
 
 
 # ---------------------------------------------------------------- budget, key, seed
@@ -285,47 +291,6 @@ def learning_rate(base: float, schedule: str, step: int, total_steps: int) -> fl
     return base
 
 
-def _optimizer_slots(name: str) -> int:
-    """Per-parameter state tensors each optimiser keeps (Adam: two moments; SGD: none)."""
-    return {"sgd": 0, "momentum": 1, "nesterov": 1, "rmsprop": 1}.get(name, 2)
-
-
-# ---------------------------------------------------------------- memory estimate
-
-
-def activation_elements(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
-    """Elements every leaf module outputs for one image (one forward pass with hooks)."""
-    total = 0
-
-    def count(_module: nn.Module, _inputs: Any, output: Any) -> None:
-        nonlocal total
-        if isinstance(output, torch.Tensor):
-            total += output.numel()
-
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(count) for m in leaves]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros((1, *input_shape)))
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    return total
-
-
-def estimate_training_bytes(model: nn.Module, input_shape: tuple[int, int, int],
-                            batch_size: int, optimizer: str) -> int:
-    """Rough peak training memory: weights, gradients and optimiser state in float32, plus
-    ``_ACTIVATION_COPIES`` float32 copies of every activation of a batch."""
-    params = sum(p.numel() for p in model.parameters())
-    states = params * (2 + _optimizer_slots(optimizer))
-    activations = activation_elements(model, input_shape) * batch_size * _ACTIVATION_COPIES
-    return 4 * (states + activations)
-
-
 def _memory_limit(budget: TrainBudget, device: torch.device) -> int | None:
     if budget.max_memory_bytes is not None:
         return budget.max_memory_bytes
@@ -356,7 +321,23 @@ class _Run:
     score_y: torch.Tensor
     split_name: str
     progress: Progress | None
+    progress_every: float | None = None  # seconds between reports within an epoch; None: none
     curve: list[float] = field(default_factory=list)  # filled as epochs finish
+
+
+class ReportThrottle:
+    """Says when a report is due, at most once per ``every`` seconds; asking costs a clock
+    read, never a device sync, so it can be asked on every step."""
+
+    def __init__(self, every: float, now: float) -> None:
+        self.every = every
+        self.last = now
+
+    def due(self, now: float) -> bool:
+        if now - self.last < self.every:
+            return False
+        self.last = now
+        return True
 
 
 @contextlib.contextmanager
@@ -407,11 +388,14 @@ def _fit(run: _Run) -> list[float]:
     pad = crop_padding(run.x.shape[2])
     curve = run.curve
     step_index = 0
+    throttle = ReportThrottle(run.progress_every or 0.0, time.perf_counter())
+    within = run.progress if run.progress_every is not None else None  # reports in epochs
     for epoch in range(1, run.epochs + 1):
         model.train()
         order = torch.randperm(n, generator=generator, device=device)
         loss_sum = torch.zeros((), dtype=torch.float32, device=device)
         seen = 0
+        epoch_started = time.perf_counter()
         for step in range(steps):
             index = order[step * batch_size:(step + 1) * batch_size]
             batch = run.x[index]
@@ -430,6 +414,13 @@ def _fit(run: _Run) -> list[float]:
             loss_sum += loss.detach() * index.shape[0]
             seen += index.shape[0]
             step_index += 1
+            if within is not None and step + 1 < steps and throttle.due(time.perf_counter()):
+                loss_so_far = float((loss_sum / seen).item())  # the one sync of this report
+                now = time.perf_counter()
+                within({"epoch": epoch, "epochs": run.epochs, "batch": step + 1,
+                        "batches": steps, "loss": loss_so_far,
+                        "images_per_second": seen / max(now - epoch_started, 1e-9),
+                        "seconds": now - run.started})
             if run.max_seconds is not None:
                 elapsed = time.perf_counter() - run.started
                 if elapsed > run.max_seconds:
@@ -446,6 +437,7 @@ def _fit(run: _Run) -> list[float]:
             run.progress({"epoch": epoch, "epochs": run.epochs, "loss": mean_loss,
                           f"{run.split_name}_accuracy": accuracy,
                           "seconds": time.perf_counter() - run.started})
+            throttle.last = time.perf_counter()
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise _CandidateFailure(f"weights became non-finite ({name}) although the loss "
@@ -473,6 +465,7 @@ def _evaluate(
     threads: int,
     seed: int,
     progress: Progress | None,
+    progress_every: float | None = None,
 ) -> EvalResult:
     from evo.model import build_model, count_macs, count_params
 
@@ -519,8 +512,7 @@ def _evaluate(
             x, y = _to_device(*train_xy, target)
             score_x, score_y = _to_device(*score_xy, target)
             batch = min(recipe.batch_size, x.shape[0])
-            needed = estimate_training_bytes(model, tuple(resolved.input_shape), batch,
-                                             recipe.optimizer)
+            needed = estimate_training(resolved, batch).total  # the one estimate evo has
             metrics["estimated_memory_bytes"] = needed
             limit = _memory_limit(budget, target)
             if limit is not None and needed > limit:
@@ -530,7 +522,8 @@ def _evaluate(
             run = _Run(model=model, recipe=recipe, device=target, x=x, y=y, epochs=epochs,
                        hflip=dataset.hflip, seed=seed, started=clock,
                        max_seconds=budget.max_seconds, score_x=score_x, score_y=score_y,
-                       split_name=split_name, progress=progress)
+                       split_name=split_name, progress=progress,
+                       progress_every=progress_every)
             train_started, cpu_started = time.perf_counter(), time.process_time()
             curve = _fit(run)
             train_seconds = time.perf_counter() - train_started
@@ -570,13 +563,20 @@ def train_candidate(
     threads: int = 1,
     seed: int,
     progress: Progress | None = None,
+    progress_every_s: float | None = None,
 ) -> EvalResult:
     """Train on the training split, score on validation. Never raises for the candidate's own
-    failures; ``progress`` (if given) receives one dict per epoch with the loss and validation
-    accuracy (scoring in eval mode leaves the weights, and so the determinism, untouched)."""
+    failures.
+
+    ``progress`` (if given) receives one dict per epoch (``epoch``, ``epochs``, ``loss``,
+    ``val_accuracy``, ``seconds``; scoring in eval mode leaves the weights, and so the
+    determinism, untouched) and, when ``progress_every_s`` is given, within an epoch at most
+    one every that many seconds with ``batch``, ``batches``, the running mean ``loss`` and
+    ``images_per_second`` (the key ``batch`` tells the two apart).
+    """
     return _evaluate(resolved, dataset, (dataset.train.x, dataset.train.y),
                      (dataset.val.x, dataset.val.y), "val", budget, device, threads, seed,
-                     progress)
+                     progress, progress_every_s)
 
 
 def train_final(

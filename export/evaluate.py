@@ -6,7 +6,7 @@ artifact's batch size or input format, so parity and accuracy code is the same f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +21,18 @@ if TYPE_CHECKING:
     from torch import nn
 
 DYNAMIC_CHUNK = 64
+
+# Significant bits (the implicit leading bit included) of the float types an artifact is stored
+# or executed in, under the names export uses for stored precision (fp32) and the names
+# OpenVINO reports for executed precision (f32, bf16).
+SIGNIFICANT_BITS: Mapping[str, int] = {"fp32": 24, "f32": 24, "fp16": 11, "f16": 11, "bf16": 8}
+# A logit is a long sum of rounded products and passes through several rounded layers, so one
+# unit of the last place of the largest logit is too tight: the bound allows 2**3 of them. On
+# the reference network of tests/test_export.py bf16 came to 2**-7.9 of the largest logit, on
+# the same network untrained (logits that nearly cancel) to 2**-6.5.
+ROUNDING_HEADROOM_BITS = 3
+# Even in f32, runtimes sum in another order than torch (Winograd, blocked kernels).
+KERNEL_ATOL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -133,6 +145,46 @@ def accuracy_of(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def evaluate_accuracy(runner: Runner, data: LabelledData) -> float:
     return accuracy_of(runner(data.x), data.y)
+
+
+def logit_tolerance(scale: float, *precisions: str | None) -> float | None:
+    """The largest ``|runtime - torch|`` to expect for logits of magnitude ``scale``.
+
+    Each precision is a stored (``fp16``) or executed (``bf16``, ``int8+f32``) one; the
+    coarsest float among them decides: ``KERNEL_ATOL + scale * 2**-(bits - 3)``, so bf16 (8
+    significant bits) allows ``scale / 32`` and f32 about ``1e-4``. A CPU whose OpenVINO
+    default is bf16 then gets a bound derived from what it ran instead of failing an f32 one.
+    None (unknown, e.g. onnxruntime) adds nothing; any int8 part gives None: quantised logits
+    move by more than any useful bound.
+    """
+    bits = SIGNIFICANT_BITS["f32"]
+    for precision in precisions:
+        for part in (precision or "").lower().split("+"):
+            if part in ("", "-"):
+                continue
+            if part in ("int8", "i8", "u8"):
+                return None
+            if part not in SIGNIFICANT_BITS:
+                raise ExportError(
+                    f"unknown precision {part!r}", f"one of {', '.join(SIGNIFICANT_BITS)}, int8"
+                )
+            bits = min(bits, SIGNIFICANT_BITS[part])
+    return KERNEL_ATOL + abs(float(scale)) * 2.0 ** -(bits - ROUNDING_HEADROOM_BITS)
+
+
+def fragile_predictions(reference: np.ndarray, *precisions: str | None) -> np.ndarray:
+    """Samples whose top-1 class may legitimately differ from torch's at these precisions.
+
+    A prediction can only flip where torch's two best logits are within twice the tolerance
+    of each other (one may rise and the other fall by the bound); the scale is the largest
+    logit of the batch, as in parity. Every sample is fragile where no bound exists (int8).
+    """
+    reference = np.asarray(reference, dtype=np.float64)
+    bound = logit_tolerance(float(np.max(np.abs(reference), initial=0.0)), *precisions)
+    if bound is None:
+        return np.ones(len(reference), dtype=bool)
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    return (top2[:, 1] - top2[:, 0]) <= 2.0 * bound
 
 
 def random_inputs(rng: np.random.Generator, count: int, input_shape: Sequence[int]) -> np.ndarray:

@@ -142,7 +142,9 @@ class ExportJob:
         if data is None:
             raise ExportError(
                 "INT8 needs calibration data and none was given",
-                f"pass up to {self.options.calibration_size} training samples",
+                self.options.calibration_hint
+                or f"pass calibration= with up to {self.options.calibration_size} training "
+                "samples",
             )
         requested = self.options.calibration_size
         used = min(requested, len(data))

@@ -185,7 +185,11 @@ def _weight_constant(node: Any) -> Any | None:
 
 
 def compile_ir(xml_path: Path, *, f32: bool, threads: int | None = None) -> Any:
-    """Compile on CPU; ``f32`` pins the inference precision so parity measures the export."""
+    """Compile on CPU; ``f32`` pins the inference precision so parity measures the export.
+
+    Without ``f32`` the CPU plugin's default applies (bf16 on CPUs with AVX-512 BF16 or AMX),
+    which is what a deployment gets; ``executed_precision`` reads back which it was.
+    """
     config: dict[str, Any] = {}
     if f32:
         config["INFERENCE_PRECISION_HINT"] = "f32"

@@ -66,6 +66,8 @@ class ExportOptions:
     gives IR artifacts a u8 NHWC input that is divided by ``pixel_scale`` and normalised inside
     the model. ``onnx_exporter="auto"`` tries torch's dynamo exporter and falls back to the
     TorchScript one. ``threads`` bounds the runtimes' threads (None: their default).
+    ``calibration_hint`` says how this caller supplies calibration data when an INT8 format has
+    none (the CLI names its option; empty: ``export_all``'s ``calibration=``).
     """
 
     dynamic_batch: bool = False
@@ -80,6 +82,7 @@ class ExportOptions:
     tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: DEFAULT_TOLERANCES)
     seed: int = 0
     threads: int | None = None
+    calibration_hint: str = ""
 
     def __post_init__(self) -> None:
         if self.calibration_size < 1:

@@ -14,6 +14,9 @@ from typing import Any, Literal
 from export.request import Tolerance
 
 BYTES_PER_MB = 1_000_000
+PRECISION_COLUMN = "precision (stored→executed)"
+# OpenVINO's names for executed float types, shown in the names used for stored precision.
+_SHOWN_AS_STORED = {"f32": "fp32", "f16": "fp16"}
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,7 @@ class ArtifactResult:
         return {
             "format": self.format,
             "status": self.status,
-            "precision (stored/executed)": f"{self.precision}/{executed or '-'}",
+            PRECISION_COLUMN: precision_text(self.precision, executed),
             "size (bytes)": str(self.size_bytes) if self.files else "-",
             "size (MB = 10^6 bytes)": f"{self.size_mb:.3f}" if self.files else "-",
             "size vs FP32 (%)": "-",
@@ -161,7 +164,7 @@ class ArtifactResult:
 TABLE_COLUMNS = (
     "format",
     "status",
-    "precision (stored/executed)",
+    PRECISION_COLUMN,
     "size (bytes)",
     "size (MB = 10^6 bytes)",
     "size vs FP32 (%)",
@@ -170,6 +173,19 @@ TABLE_COLUMNS = (
     "parity max |diff|",
     "notes",
 )
+
+
+def precision_text(stored: str, executed: str | None) -> str:
+    """``stored→executed`` in the arrow style of `evo bench`: ``fp32→bf16``, ``int8→int8+fp32``.
+
+    The executed side is the precision the row's accuracy ran at (without test data: its
+    parity's, which OpenVINO runs pinned to f32), so a test accuracy is never read without it;
+    ``-`` where the runtime does not report one (onnxruntime picks kernels per node).
+    """
+    if executed is None:
+        return f"{stored}→-"
+    parts = (_SHOWN_AS_STORED.get(part, part) for part in executed.split("+"))
+    return f"{stored}→{'+'.join(parts)}"
 
 
 def _parity_text(parity: ParityResult) -> str:
@@ -236,7 +252,7 @@ class ExportReport:
             {
                 "format": "torch",
                 "status": "reference",
-                "precision (stored/executed)": "fp32/f32",
+                PRECISION_COLUMN: precision_text("fp32", "f32"),
                 "size (bytes)": "-",
                 "size (MB = 10^6 bytes)": "-",
                 "size vs FP32 (%)": "-",

@@ -128,6 +128,8 @@ def _bench(args: argparse.Namespace) -> int:
         print(_table(header, rows))
         for failure in results.failures:
             print(f"failed: {failure.model_path} on {failure.target}: {failure.error}")
+        for skipped in results.not_applicable:
+            print(f"n/a: {skipped.model_path} on {skipped.target}: {skipped.reason}")
         print(f"protocol {results.protocol.name}, {results.threads} thread(s); host "
               f"{results.host.summary()}")  # fmt: skip
     return 1 if results.failures else 0

@@ -87,11 +87,14 @@ class LatencyStats:
     std_ms: float
     min_ms: float
     max_ms: float
+    # The spread's lower end (with p90): None in records written before it was kept.
+    p10_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "n": self.n,
             "median_ms": self.median_ms,
+            "p10_ms": self.p10_ms,
             "p90_ms": self.p90_ms,
             "mean_ms": self.mean_ms,
             "std_ms": self.std_ms,
@@ -109,15 +112,17 @@ class LatencyStats:
             std_ms=float(data["std_ms"]),
             min_ms=float(data["min_ms"]),
             max_ms=float(data["max_ms"]),
+            p10_ms=None if data.get("p10_ms") is None else float(data["p10_ms"]),
         )
 
 
 def summarize(samples_ms: list[float] | np.ndarray) -> LatencyStats:
-    """Median, p90 (linear interpolation), mean, sample std, min and max of ``samples_ms``."""
+    """Median, p10 and p90 (linear interpolation), mean, sample std, min and max of
+    ``samples_ms``."""
     values = np.asarray(samples_ms, dtype=np.float64)
     if values.size == 0 or not np.all(np.isfinite(values)):
         raise ValueError("latency samples must be a non-empty list of finite numbers")
-    median, p90 = np.percentile(values, [50, 90])
+    p10, median, p90 = np.percentile(values, [10, 50, 90])
     return LatencyStats(
         n=int(values.size),
         median_ms=float(median),
@@ -126,6 +131,7 @@ def summarize(samples_ms: list[float] | np.ndarray) -> LatencyStats:
         std_ms=float(values.std(ddof=1)) if values.size > 1 else 0.0,
         min_ms=float(values.min()),
         max_ms=float(values.max()),
+        p10_ms=float(p10),
     )
 
 

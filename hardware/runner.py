@@ -2,8 +2,10 @@
 
 Inputs are checked before anything is timed: a misspelt target, an absent device, a missing or
 corrupt file each stop the run with one line at once instead of after minutes of measuring.
-Once measuring, a pair that fails (an operation the device lacks, IR on onnxruntime) becomes a
-failure row and the rest still run: one unsupported model must not cost the whole table.
+Once measuring, a pair that fails (an operation the device lacks) becomes a failure row and the
+rest still run: one unsupported model must not cost the whole table. A pair that cannot exist
+(OpenVINO IR on an onnxruntime target) is not tried at all: it is listed as not applicable, so a
+models x targets cross of ONNX and IR files fails only where a possible pair failed.
 
 The results file is plain JSON (``FORMAT``), written on the device by ``python -m hardware bench
 --out`` and read back by ``BenchResults.load`` wherever it is imported; it carries the host
@@ -48,6 +50,25 @@ class BenchFailure:
 
 
 @dataclass(frozen=True)
+class NotApplicable:
+    """A (model, target) pair that cannot exist, e.g. OpenVINO IR on onnxruntime; not tried."""
+
+    model_path: str
+    target: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_path": self.model_path, "target": self.target, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NotApplicable:
+        return cls(str(data["model_path"]), str(data["target"]), str(data["reason"]))
+
+
+_IR_ON_ORT = "OpenVINO IR runs on OpenVINO (ov:*) targets only"
+
+
+@dataclass(frozen=True)
 class BenchResults:
     """Everything one bench run produced on one host."""
 
@@ -58,6 +79,7 @@ class BenchResults:
     targets: tuple[TargetInfo, ...]
     measurements: tuple[Measurement, ...]
     failures: tuple[BenchFailure, ...]
+    not_applicable: tuple[NotApplicable, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +92,7 @@ class BenchResults:
             "targets": [t.to_dict() for t in self.targets],
             "measurements": [m.to_dict() for m in self.measurements],
             "failures": [f.to_dict() for f in self.failures],
+            "not_applicable": [n.to_dict() for n in self.not_applicable],
         }
 
     @classmethod
@@ -94,16 +117,22 @@ class BenchResults:
             targets=tuple(TargetInfo.from_dict(t) for t in data.get("targets", ())),
             measurements=tuple(Measurement.from_dict(m) for m in data["measurements"]),
             failures=tuple(BenchFailure.from_dict(f) for f in data.get("failures", ())),
+            not_applicable=tuple(
+                NotApplicable.from_dict(n) for n in data.get("not_applicable", ())
+            ),
         )
 
     def rows(self) -> list[dict[str, Any]]:
-        """One flat dict per (model, target) pair, failures included (``status`` says which)."""
+        """One flat dict per (model, target) pair, failures and pairs that cannot exist included
+        (``status`` says which: ``ok``, ``failed: ...``, ``not applicable: ...``)."""
         rows = [{**m.row(), "status": "ok"} for m in self.measurements]
         columns = list(rows[0]) if rows else ["model", "target", "status"]
-        for failure in self.failures:
+        others = [(f.model_path, f.target, f"failed: {f.error}") for f in self.failures]
+        others += [(n.model_path, n.target, f"not applicable: {n.reason}")
+                   for n in self.not_applicable]
+        for model_path, target, status in others:
             row = dict.fromkeys(columns)
-            row.update(model=failure.model_path, target=failure.target)
-            row["status"] = f"failed: {failure.error}"
+            row.update(model=model_path, target=target, status=status)
             rows.append(row)
         return rows
 
@@ -163,24 +192,36 @@ def run_bench(
 ) -> BenchResults:
     """Measure every model on every target, in order; ``on_result`` sees each row as it lands.
 
-    With the default targets an IR file is measured on OpenVINO only (onnxruntime cannot read
-    it); a target named explicitly is always attempted, so an impossible pair is reported.
+    An IR file on an onnxruntime target is not applicable (onnxruntime cannot read it): listed in
+    ``not_applicable``, never tried, never a failure. When no pair at all can run, that is bad
+    input (``HardwareError``) before anything is measured.
     """
     if not models:
         raise HardwareError("no model file given", "pass one or more .onnx or .xml files")
     if threads < 1:
         raise HardwareError(f"threads must be >= 1, got {threads}", "pass --threads 1 or more")
     chosen = get_protocol(protocol)
-    explicit = targets is not None
     wanted = _targets(targets)
     infos = tuple(resolve_target(t) for t in wanted)
     checked = [inspect_model(path) for path in models]  # fail fast on a bad file
+    skipped = tuple(
+        NotApplicable(model.path, info.name, _IR_ON_ORT)
+        for model in checked
+        for info in infos
+        if info.target.runtime == "ort" and model.format != "onnx"
+    )
+    if len(skipped) == len(checked) * len(infos):
+        raise HardwareError(
+            f"nothing to measure: {_IR_ON_ORT} and the targets are "
+            f"{', '.join(info.name for info in infos)}",
+            "add an OpenVINO target, e.g. --target ov:CPU",
+        )
 
     measurements: list[Measurement] = []
     failures: list[BenchFailure] = []
     for model in checked:
         for info in infos:
-            if not explicit and info.target.runtime == "ort" and model.format != "onnx":
+            if info.target.runtime == "ort" and model.format != "onnx":
                 continue
             row: Measurement | BenchFailure
             try:
@@ -198,6 +239,7 @@ def run_bench(
         targets=infos,
         measurements=tuple(measurements),
         failures=tuple(failures),
+        not_applicable=skipped,
     )
 
 

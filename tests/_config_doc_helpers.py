@@ -33,8 +33,20 @@ level or in a `[search]` table. Lists are comma-separated on the command line
 limit.
 
 A run writes its resolved configuration to `RUN_DIR/config.toml` for people to read; `run.db`
-stays the truth (editing the copy changes nothing). On `--resume` only the options marked "yes"
-below may differ from the stored run; any other difference is refused, naming the option.
+stays the truth (editing the copy changes nothing). Its header names the two commands that reuse
+it: `evo search --resume RUN_DIR` continues the run, and `evo search --config
+RUN_DIR/config.toml` starts a new run from the same configuration in a new folder under `runs/`
+(the file leaves `run-dir` unset and gives file paths in full, so it works from any folder; add
+`--run-dir DIR` to choose the folder). On `--resume` only the options marked "yes" below may
+differ from the stored run; any other difference is refused, naming the option.
+
+Every value is checked before anything is written, the same way from the command line, a
+configuration file or Python (`SearchConfig.check`): a wrong type (`population = 2.5`), a value
+out of range (`--max-evals -1`, `--max-time nan`, `--min-init-depth` above `--max-init-depth`),
+a limit no network can meet (`--constraint params<=-5`, `error<=200%`) or more `--workers` than
+the machine supports is one line and exit code 2. `--workers` is bounded by the CPU cores (one
+per `--threads` of each worker) and the memory (about 1 GiB per worker); `--oversubscribe` starts
+more anyway.
 """
 
 

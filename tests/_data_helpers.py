@@ -5,8 +5,10 @@ from __future__ import annotations
 import gzip
 import io
 import pickle
+import struct
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +97,65 @@ def write_zip(path: Path, files: dict[str, bytes], wrapper: str = "") -> Path:
         for name, data in files.items():
             archive.writestr(f"{wrapper}{name}", data)
     return path
+
+
+# ---------------------------------------------------------------- hostile files, small on disk
+
+_MIB = 1 << 20
+
+
+def zeros_deflate(prefix: bytes, zeros: int) -> bytes:
+    """A raw deflate stream of ``prefix`` then ``zeros`` zero bytes (a multiple of 1 MiB),
+    about 1 KiB per MiB: each MiB is compressed once and repeated (a full flush byte-aligns the
+    output and resets the window, so every repeat is identical), so gigabytes cost milliseconds.
+    """
+    assert zeros % _MIB == 0
+    block = zlib.compressobj(9, zlib.DEFLATED, -15)
+    head = block.compress(prefix) + block.flush(zlib.Z_FULL_FLUSH)
+    piece = block.compress(bytes(_MIB)) + block.flush(zlib.Z_FULL_FLUSH)
+    assert piece == block.compress(bytes(_MIB)) + block.flush(zlib.Z_FULL_FLUSH)
+    return head + piece * (zeros // _MIB) + block.flush()
+
+
+def write_raw_zip(path: Path, entries: list[tuple[str, bytes, int, int]]) -> Path:
+    """A zip written by hand from (name, stored or deflated data, method, declared size), so an
+    entry can declare gigabytes without them ever existing. A deflated entry's CRC is zero: a
+    reader that checks it has already unpacked the whole entry, which the tests must never see.
+    """
+    local, central = b"", b""
+    for name, data, method, size in entries:
+        encoded = name.encode()
+        crc = zlib.crc32(data) if method == 0 else 0
+        fields = struct.pack("<HHHHHIIIHH", 20, 0, method, 0, 0x21, crc, len(data), size,
+                             len(encoded), 0)
+        central += (struct.pack("<IH", 0x02014B50, 20) + fields
+                    + struct.pack("<HHHII", 0, 0, 0, 0, len(local)) + encoded)
+        local += struct.pack("<I", 0x04034B50) + fields + encoded + data
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(central),
+                      len(local), 0)
+    path.write_bytes(local + central + end)
+    return path
+
+
+def npy_header(shape: tuple[int, ...], dtype: str = "|u1") -> bytes:
+    """The header of an ``.npy`` file declaring ``shape`` (no data follows)."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` RGB pixels, with one tiny IDAT."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0"))
+            + chunk(b"IEND", b""))
+
+
+def gzip_of_deflate(deflated: bytes) -> bytes:
+    """A .gz member around a raw deflate stream (CRC and size left zero, see above)."""
+    return b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + deflated + bytes(8)

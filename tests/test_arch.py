@@ -547,3 +547,25 @@ def test_any_text_parses_or_raises_arch_parse_error(text):
     else:
         assert parse_arch(spec_to_text(spec)) == spec
         resolve(spec, DIGITS, 10)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("conv(" + "1" * 5000 + ")", "number of 5,000 characters (the limit is 32) at column 6"),
+        ("dropout(0." + "1" * 5000 + ")", "number of 5,002 characters"),
+        ("conv(16) | lr=" + "9" * 400, "number of 400 characters"),
+        ("conv(16) " + "x" * 300, "name of 300 characters"),
+        ("relu " * 25_000, "architecture text is 125,000 characters; the limit is 100,000"),
+    ],
+)
+def test_numbers_names_and_texts_have_bounds_with_a_clear_message(text, words):
+    with pytest.raises(ArchParseError) as err:  # a 5,000-digit int was a ValueError traceback
+        parse_arch(text)
+    assert words in err.value.message and err.value.hint
+    assert len(str(err.value)) < 300  # the token is shortened, not echoed whole
+
+
+def test_numbers_at_the_token_limit_still_parse():
+    spec = parse_arch("conv(0000000000000000000000000016) | lr=0.000000000000000000000000000001")
+    assert spec.layers[0] == Conv(16) and spec.recipe.lr == 1e-30

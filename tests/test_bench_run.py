@@ -352,7 +352,7 @@ def test_warm_start_reuses_latency_measured_on_this_host_only(latency_run, tmp_p
     code, _, err = cli(capsys, *SEARCH, "--population", "3", "--objectives",
                        "error,latency:ov:CPU", "--warm-start", str(other),
                        "--run-dir", str(tmp_path / "refused"))
-    assert code == 2 and "measurement" in err
+    assert code == 2 and "latency set-up" in err and "machine" in err
 
 
 _DIES_WHILE_MEASURING = """
@@ -408,3 +408,49 @@ def test_absent_or_unknown_target_exits_2_before_training(option, message, tmp_p
                        "--run-dir", str(run_dir))
     assert code == 2 and message in err
     assert not (run_dir / "run.db").exists()
+
+
+# ---------------------------------------------------------------- evo bench FILE...
+
+
+def test_bench_files_label_models_by_their_path_below_the_shared_folder(tmp_path, capsys):
+    from evo.cli.bench import model_labels
+    from tests._hardware_helpers import conv_net_onnx
+
+    folders = [tmp_path / "export" / member / "onnx" for member in ("3", "5")]
+    for folder in folders:
+        folder.mkdir(parents=True)
+    first = conv_net_onnx(folders[0] / "model.onnx", size=8)
+    second = conv_net_onnx(folders[1] / "model.onnx", size=8, seed=1)
+    assert model_labels([str(first), str(second)]) == {
+        str(first): "3/onnx/model.onnx", str(second): "5/onnx/model.onnx"}
+    assert model_labels([str(first)]) == {str(first): "model.onnx"}
+    code, out, err = cli(capsys, "bench", str(first), str(second), "--target", "ort:cpu",
+                         "--protocol", "quick")
+    assert code == 0, err
+    assert [line.split()[0] for line in out.splitlines() if "ort:cpu" in line] == [
+        "3/onnx/model.onnx", "5/onnx/model.onnx"]
+    assert "measured 5/onnx/model.onnx on ort:cpu" in err
+
+
+def test_bench_files_cross_marks_ir_on_onnxruntime_na_and_exits_0(tmp_path, capsys):
+    from tests._hardware_helpers import conv_net_onnx, to_ir
+
+    onnx_file = conv_net_onnx(tmp_path / "net.onnx", size=8)
+    ir_file = to_ir(onnx_file, tmp_path / "net.xml")
+    code, out, err = cli(capsys, "bench", str(onnx_file), str(ir_file), "--target",
+                         "ort:cpu,ov:CPU", "--protocol", "quick")
+    assert code == 0, err
+    ir_rows = [line for line in out.splitlines() if line.split()[:1] == ["net.xml"]]
+    assert [row.split()[1] for row in ir_rows] == ["ort:cpu", "ov:CPU"]
+    assert ir_rows[0].split()[2:] == ["n/a"] * 9
+    assert "n/a: OpenVINO IR runs on OpenVINO (ov:*) targets only" in out
+    assert "failed" not in out + err
+    code, out, _err = cli(capsys, "bench", str(ir_file), "--target", "ort:cpu", "--protocol",
+                          "quick", "--json")
+    assert code == 2  # no pair can run at all: bad input, one line
+    code, out, _err = cli(capsys, "bench", str(onnx_file), str(ir_file), "--target",
+                          "ort:cpu,ov:CPU", "--protocol", "quick", "--json")
+    data = json.loads(out)
+    assert code == 0 and [(Path(n["model_path"]).name, n["target"])
+                          for n in data["not_applicable"]] == [("net.xml", "ort:cpu")]

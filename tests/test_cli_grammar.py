@@ -42,8 +42,9 @@ def test_map_prints_one_json_object_per_genome(tmp_path):
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert rows[0] == {"phenotype": "conv( 8 , 3 )  |  lr=0.1 bs=0", "valid": True,
-                       "used_codons": 8, "depth": 5, "nodes": 12}
+                       "used_codons": 8, "depth": 5, "nodes": 12, "reason": None}
     assert rows[1]["valid"] is False and rows[1]["phenotype"] is None
+    assert rows[1]["reason"] == "genome exhausted after 3 codons (max_wraps 0)"
 
 
 def test_sample_is_seeded(tmp_path):

@@ -15,6 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
+import openvino as ov
 import pytest
 import torch
 
@@ -22,6 +23,7 @@ from evo.cli.app import main
 from evo.store import RunLock
 from export.formats import ALL_FORMATS
 from export.manifest import read_manifest, verify_files
+from export.results import precision_text
 from tests._search_helpers import read_rows
 
 pytestmark = pytest.mark.slow
@@ -117,6 +119,21 @@ def test_export_front_all_formats_writes_one_checked_table(run, tmp_path):
         str((out_dir / str(m) / f).resolve()) for m in members for f in ALL_FORMATS}
     assert all(r["accuracy"] is not None and r["parity"] is not None for r in rows)
     assert all(r["status"] == "ok" for r in rows if r["format"] in ("onnx", "ir-fp32"))
+    # Each accuracy is printed beside the precision it ran at: the CPU's default for OpenVINO
+    # (bf16 on CPUs with AVX-512 BF16 or AMX), while parity is pinned to f32.
+    default = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+    lines = out.splitlines()
+    for row in rows:
+        details = json.loads(row["details"])
+        executed = details["accuracy"]["executed_precision"]
+        if row["format"].startswith("ir-"):
+            assert executed.split("+")[-1] == default
+            assert details["parity"]["executed_precision"].split("+")[-1] == "f32"
+        cell = precision_text(details["precision"], executed)
+        accuracy = f"{row['accuracy'] * 100:.2f}"
+        assert any(f" {row['format']} " in line and cell in line and accuracy in line
+                   for line in lines), (cell, accuracy)
+    assert "at the executed precision shown" in out and "pinned to f32" in out
 
 
 def test_json_for_an_off_front_member_uses_the_search_weights(run, tmp_path):
@@ -183,7 +200,7 @@ def test_a_running_search_blocks_export_with_exit_2(run):
 
 def test_export_a_checkpoint_file_with_and_without_a_dataset(run, tmp_path):
     member = run["members"][0]
-    source = run["dir"] / "models" / f"retrained-{member}.pt"
+    source = run["dir"] / "models" / f"retrained-{member}-1.pt"
     checkpoint = tmp_path / "model.pt"
     shutil.copy(source, checkpoint)
 

@@ -360,14 +360,20 @@ def test_run_bench_and_results_file(tmp_path: Path, models: dict[str, Path]) -> 
     assert loaded == results
     assert json.loads(path.read_text())["format"] == "evo-hardware-results"
     rows = results.rows()
-    assert [r["status"] for r in rows] == ["ok", "ok", "ok"]
+    assert [r["status"] for r in rows][:3] == ["ok", "ok", "ok"]
+    assert rows[3]["model"].endswith("conv.xml") and rows[3]["target"] == "ort:cpu"
+    assert rows[3]["status"].startswith("not applicable: ")
 
 
-def test_explicit_impossible_pair_is_a_failure_row(models: dict[str, Path]) -> None:
+def test_explicit_impossible_pair_is_not_applicable(models: dict[str, Path]) -> None:
     results = run_bench([models["ir"]], targets="ort:cpu,ov:CPU", protocol="quick")
     assert [m.target for m in results.measurements] == ["ov:CPU"]
-    assert [(f.target, "ONNX only" in f.error) for f in results.failures] == [("ort:cpu", True)]
-    assert results.rows()[-1]["status"].startswith("failed: ")
+    assert results.failures == ()
+    assert [(n.target, "ov:*" in n.reason) for n in results.not_applicable] == [("ort:cpu", True)]
+    assert results.rows()[-1]["status"].startswith("not applicable: ")
+    assert BenchResults.from_dict(results.to_dict()) == results
+    with pytest.raises(HardwareError, match="nothing to measure"):
+        run_bench([models["ir"]], targets="ort:cpu", protocol="quick")
 
 
 def test_run_bench_checks_every_file_before_measuring(

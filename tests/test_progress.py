@@ -1,13 +1,15 @@
 """What a person sees while a search runs: plain lines when stdout is not a terminal (CI logs,
-nohup), live rich bars on a terminal, nothing with --quiet; per-epoch events from in-process
-training; the figures behind the status line."""
+nohup), live rich bars on a terminal, nothing with --quiet; per-epoch and within-epoch events
+from training, in this process or in workers; the figures behind the status line, taken from
+the search's events only, and a smoothed ETA."""
 
 from __future__ import annotations
 
+import ast
 import io
+import itertools
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,13 +18,19 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from evo.arch import parse_arch, resolve
 from evo.config import SearchConfig
-from evo.problem import TrainingProblem
+from evo.counts import Counts, counts_of
+from evo.executors import ProcessExecutor
+from evo.problem import TrainingProblem, dataset_of
 from evo.progress import LineReporter, make_reporter
-from evo.rich_progress import RichReporter, SearchStats
+from evo.progress_state import Eta, SearchStats
+from evo.rich_progress import RichReporter
 from evo.runner import run_search
 from evo.search import Job, Search, derive_seed
+from evo.store import RunStore
 from evo.synthetic import SyntheticProblem
+from evo.train import ReportThrottle, TrainBudget, train_candidate
 from tests._search_helpers import blocks_file, synthetic_factory
 
 torch.set_num_threads(1)
@@ -62,10 +70,7 @@ def test_cli_search_output_is_plain_lines_when_stdout_is_not_a_terminal(tmp_path
     # Then the --final-epochs retrain, one line per member, and the front with test accuracy.
     assert any(line.startswith("final retrain") for line in progress)
     retrained = [line for line in progress if "test images) in" in line]
-    conn = sqlite3.connect(run_dir / "run.db")
-    rows = conn.execute("SELECT COUNT(*) FROM retrains").fetchone()[0]
-    conn.close()
-    assert rows == len(retrained) >= 1
+    assert len(retrained) >= 1
     assert "test acc (retrained)" in out.stdout
 
 
@@ -87,10 +92,11 @@ def test_line_reporter_prints_one_plain_line_per_event(tmp_path):
     assert all(re.match(r"\[\s*\d+\.\d+s\] ", line) for line in lines)
     assert sum("done: front" in line for line in lines) == 4
     results = [line for line in lines if "  member " in line]
-    conn = sqlite3.connect(tmp_path / "run" / "run.db")
-    evaluated = conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
-    conn.close()
-    assert len(results) == evaluated
+    store = RunStore.open(tmp_path / "run", write=False)
+    counts = counts_of(store)
+    store.close(checkpoint=False)
+    assert len(results) == counts.evaluated
+    assert lines[-2].endswith(counts.text())  # the last generation's line, cumulative
 
 
 def test_rich_reporter_draws_a_whole_search_on_a_terminal(tmp_path):
@@ -108,21 +114,17 @@ def test_rich_reporter_draws_a_whole_search_on_a_terminal(tmp_path):
         assert expected in plain
     assert "display error" not in plain
     stats = reporter.stats
-    assert stats.done == stats.planned == 24 and stats.front >= 1
-    conn = sqlite3.connect(tmp_path / "run" / "run.db")
-    trained, hits, failures, hv = conn.execute(
-        "SELECT (SELECT COUNT(*) FROM evaluations), SUM(cache_hits), SUM(failures),"
-        " (SELECT hypervolume FROM generations ORDER BY generation DESC LIMIT 1)"
-        " FROM generations").fetchone()
-    conn.close()
-    assert (stats.trained, stats.cache_hits, stats.failures) == (trained, hits, failures)
-    assert stats.hypervolume == hv
+    assert stats.counts.total == stats.planned == 24 and stats.front >= 1
+    store = RunStore.open(tmp_path / "run", write=False)
+    stored, hv = counts_of(store), store.hypervolumes()[-1][1]
+    store.close(checkpoint=False)
+    assert stats.counts == stored and stats.hypervolume == hv
     status = stats.text()
     assert f"front {stats.front}" in status and f"hypervolume {hv:.4f}" in status
-    assert f"cache hits {hits}" in status and "ETA 0s" in status
+    assert stored.text(" · ") in status and "ETA 0s" in status
 
 
-def test_rich_reporter_picks_up_a_resumed_run_mid_generation(tmp_path):
+def test_rich_reporter_takes_a_resumed_run_from_the_start_event(tmp_path):
     config = _config(tmp_path)
     search = Search.create(tmp_path / "run", config, SyntheticProblem())
     jobs = search.ask()
@@ -130,26 +132,126 @@ def test_rich_reporter_picks_up_a_resumed_run_mid_generation(tmp_path):
     search.tell(evaluate(jobs[0]))
     search.tell(evaluate(jobs[1]))
     search.close("interrupted")
+    events: list[tuple[str, dict]] = []
+    run_search(None, resume=tmp_path / "run", listeners=(lambda k, d: events.append((k, d)),),
+               problem_factory=synthetic_factory())
+    kind, start = events[0]
+    assert kind == "start" and start["counts"].total == 2
+    # The view builds its bars from the event alone; it never opens run.db (gone here).
+    start = {**start, "run_dir": str(tmp_path / "elsewhere")}
     reporter = RichReporter(console=Console(file=_Terminal(), force_terminal=True))
     with reporter:
-        reporter("start", {"run_dir": str(tmp_path / "run"), "config": config, "workers": 1})
+        reporter("start", start)
         task = reporter.progress.tasks[-1]
         assert task.description == "initial population"
         assert (task.completed, task.total) == (2, 6)
-    assert reporter.stats.trained == 2 and reporter.stats.done == 2
-    assert reporter.stats.done_at_start == 2 and reporter.stats.planned == 24
+    assert reporter.stats.counts == start["counts"] and reporter.stats.planned == 24
 
 
-def test_eta_is_the_mean_pace_times_what_is_left():
-    stats = SearchStats()
-    stats.planned, stats.done_at_start, stats.done = 10, 2, 6
-    now = stats.started + 40.0  # 4 individuals in 40 s: 10 s each, 4 left
-    assert stats.eta_seconds(now) == 40.0
-    stats.max_time_s = 50.0
-    assert stats.eta_seconds(now) == 10.0  # the time limit comes first
-    assert "ETA 10s" in stats.text(now)
+def _imports(module: str) -> set[str]:
+    """The evo modules a module of ours imports anywhere in its text (lazy imports too)."""
+    tree = ast.parse((Path(__file__).resolve().parents[1] / module).read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("evo")}
+
+
+def test_the_progress_views_form_no_import_circle_and_never_read_the_run():
+    rich_view, plain_view = _imports("evo/rich_progress.py"), _imports("evo/progress.py")
+    shared = _imports("evo/progress_state.py")
+    assert "evo.progress" not in rich_view | shared
+    assert "evo.rich_progress" not in shared
+    assert "evo.store" not in rich_view | plain_view | shared
+
+
+def _eta_timeline(stats: SearchStats, events: list[tuple[float, Counts]], until: float
+                  ) -> list[float]:
+    """The ETA a person would read once a second while ``events`` arrive."""
+    shown, queue = [], list(events)
+    for second in range(int(until) + 1):
+        while queue and queue[0][0] <= second:
+            at, counts = queue.pop(0)
+            stats.update(counts, at)
+        shown.append(stats.eta_seconds(float(second)))
+    return shown
+
+
+def test_the_eta_moves_smoothly_through_a_long_candidate_and_cache_hits():
+    """10 s candidates, one of 138 s, and batches that start with two cache hits: the
+    estimate never jumps as 7m39s -> 18m25s -> 6m14s did."""
+    stats = SearchStats(now=0.0)
+    stats.planned = 60
+    stats.update(Counts(), 0.0)
+    events, now, counts = [], 0.0, Counts()
+    for index in range(40):
+        if index % 6 == 0:
+            counts = counts.moved(None, "cached").moved(None, "cached")
+            events.append((now, counts))
+        now += 138.0 if index == 12 else 10.0
+        counts = counts.moved(None, "trained")
+        events.append((now, counts))
+    shown = _eta_timeline(stats, events, now)
+    assert shown[0] is None and all(s is not None for s in shown[11:])
+    values = [s for s in shown[11:] if s is not None]
+    steps = [abs(b - a) for a, b in itertools.pairwise(values)]
+    assert max(steps) < 10  # seconds per second, against estimates of several minutes
+    before_long = shown[12 * 10]  # just as the long candidate starts
+    after_long = shown[12 * 10 + 140]  # just after it ended
+    assert before_long is not None and after_long is not None
+    assert after_long < 2 * before_long
+
+
+def test_eta_counts_down_between_results_and_respects_the_time_limit():
+    eta = Eta(0.0, smoothing=0.5)
+    eta.observe(Counts(), 0.0)
+    eta.observe(Counts(trained=1), 10.0)
+    assert eta.per_evaluation == 10.0
+    assert eta.seconds(5, 14.0) == 46.0  # 5 x 10 s, 4 s of the next one already spent
+    assert eta.seconds(5, 30.0) == 5 * 15.0 - 15.0  # running long: the pace rises gradually
+    stats = SearchStats(now=0.0)
+    stats.planned, stats.max_time_s = 10, 50.0
+    stats.update(Counts(), 0.0)
+    stats.update(Counts(trained=4), 40.0)
+    assert stats.eta_seconds(40.0) == 10.0  # the time limit comes first
+    assert "ETA 10s" in stats.text(40.0)
     fresh = SearchStats()
     assert fresh.eta_seconds() is None and "ETA -" in fresh.text()
+
+
+def test_a_throttle_allows_one_report_per_interval():
+    throttle = ReportThrottle(1.0, now=100.0)
+    due = [t for t in (100.2, 100.9, 101.0, 101.5, 101.99, 102.0, 105.0)
+           if throttle.due(t)]
+    assert due == [101.0, 102.0, 105.0]
+
+
+def test_training_reports_progress_within_an_epoch_without_changing_the_result():
+    config = SearchConfig(grammar="cnn_topology", epochs=2, seed=3)
+    dataset = dataset_of(config)
+    resolved = resolve(parse_arch("conv(8, k=3) bn relu maxpool(2) gap"),
+                       dataset.input_shape, dataset.num_classes)
+    reports: list[dict] = []
+    quiet = train_candidate(resolved, dataset, TrainBudget(epochs=2), device="cpu", seed=7)
+    watched = train_candidate(resolved, dataset, TrainBudget(epochs=2), device="cpu", seed=7,
+                              progress=reports.append, progress_every_s=0.0)
+    assert quiet.objectives == watched.objectives
+    assert quiet.metrics["loss_curve"] == watched.metrics["loss_curve"]
+    within = [r for r in reports if "batch" in r]
+    ends = [r for r in reports if "batch" not in r]
+    assert [r["epoch"] for r in ends] == [1, 2]
+    batches = within[0]["batches"]
+    assert [r["batch"] for r in within if r["epoch"] == 1] == list(range(1, batches))
+    assert all(r["images_per_second"] > 0 and 0 < r["loss"] < 10 for r in within)
+    lines = RichReporter(console=Console(file=_Terminal(), force_terminal=True))
+    lines("candidate", {"member": 3, "epochs": 2})
+    lines("training", {"member": 3, **within[-1]})
+    task = lines.progress.tasks[-1]
+    assert task.completed > 1 and "img/s" in task.fields["info"]
+    assert f"batch {within[-1]['batch']}/{batches}" in task.fields["info"]
 
 
 def test_serial_training_reports_each_epoch_without_changing_the_result(tmp_path):
@@ -167,12 +269,25 @@ def test_serial_training_reports_each_epoch_without_changing_the_result(tmp_path
     assert time.perf_counter() - started < 60
     assert a.status == b.status == "ok"
     assert a.objectives == b.objectives and a.metrics["loss_curve"] == b.metrics["loss_curve"]
-    assert [k for k, _d in events] == ["candidate", "epoch", "epoch"]
-    assert events[0][1] == {"member": 7, "epochs": 2}
-    assert [d["epoch"] for _k, d in events[1:]] == [1, 2]
-    assert events[-1][1]["val_accuracy"] == b.metrics["val_accuracy"]
-    assert events[-1][1]["loss"] == b.metrics["loss_curve"][-1]
-    # Workers receive a pickled evaluator: the listener stays in the driver.
-    parallel = TrainingProblem(config.replace(workers=2), tmp_path / "c",
-                               progress=lambda kind, data: None)
-    assert parallel.evaluator().progress is None
+    epochs = [(k, d) for k, d in events if k != "training"]  # within epochs: at most 1/s
+    assert [k for k, _d in epochs] == ["candidate", "epoch", "epoch"]
+    assert epochs[0][1] == {"member": 7, "epochs": 2}
+    assert [d["epoch"] for _k, d in epochs[1:]] == [1, 2]
+    assert epochs[-1][1]["val_accuracy"] == b.metrics["val_accuracy"]
+    assert epochs[-1][1]["loss"] == b.metrics["loss_curve"][-1]
+
+
+def test_progress_of_a_worker_travels_to_the_driver(tmp_path):
+    config = SearchConfig(grammar="cnn_topology", epochs=2, seed=3, workers=2)
+    problem = TrainingProblem(config, tmp_path)
+    key, text = problem.candidate("conv(8, k=3) bn relu maxpool(2) gap")
+    events: list[tuple[str, dict]] = []
+    evaluator = problem.evaluator()
+    assert evaluator.progress is None  # a listener is never pickled into a worker
+    with ProcessExecutor(evaluator, 1, lambda kind, data: events.append((kind, data))) as pool:
+        [result] = list(pool.run([Job(9, key, text, derive_seed(3, key))]))
+    assert result.status == "ok"
+    epochs = [(k, d) for k, d in events if k != "training"]
+    assert [k for k, _d in epochs] == ["candidate", "epoch", "epoch"]
+    assert all(d["member"] == 9 for _k, d in events)
+    assert epochs[-1][1]["val_accuracy"] == result.metrics["val_accuracy"]

@@ -1,5 +1,5 @@
 """Retraining chosen members on train+validation: test accuracy recorded with its spread and
-image count, the first seed's weights kept as the retrained checkpoint, the run lock honoured.
+image count, the first seed's weights kept as the retrain's own file, the run lock honoured.
 Real networks on digits (one tiny search per session, copied before anything writes to it)."""
 
 from __future__ import annotations
@@ -16,13 +16,8 @@ from evo.config import SearchConfig
 from evo.data import load_dataset
 from evo.errors import EvoError
 from evo.postsearch import final_retrain_step
-from evo.retrain import (
-    latest_retrains,
-    retrain,
-    retrain_records,
-    retrain_seed,
-    retrained_weights,
-)
+from evo.retrain import latest_retrains, retrain, retrain_records, retrain_seed
+from evo.retrain_history import retrain_weights
 from evo.search import front_of
 from evo.store import RunStore
 from tests._runs_helpers import cli, copy_run, tiny_digits_run
@@ -85,9 +80,9 @@ def _key(run_dir: Path, member: int) -> str:
 def test_first_seed_weights_are_the_retrained_checkpoint_and_reproduce_its_score(retrained):
     run_dir, member, outcomes, _events = retrained
     record = outcomes[0].record
-    assert record.weights == f"models/retrained-{member}.pt"
+    assert record.number == 1 and record.weights == f"models/retrained-{member}-1.pt"
     store = RunStore.open(run_dir, write=False)
-    assert retrained_weights(store, member) == run_dir / record.weights
+    assert retrain_weights(store, member, 1) == (record, run_dir / record.weights)
     store.close(checkpoint=False)
     ckpt = load_checkpoint(run_dir / record.weights)
     assert ckpt.metadata["member"] == member and ckpt.metadata["trained_on"] == "train+val"
@@ -112,8 +107,10 @@ def test_retrain_is_deterministic_on_cpu(retrained):
     assert again.test_correct == outcomes[0].record.test_correct[:1]
     store = RunStore.open(run_dir, write=False)
     rows = retrain_records(store, member)
-    # The newest retrain owns the (overwritten) checkpoint; the older row no longer claims it.
-    assert [r.weights for r in rows] == [None, f"models/retrained-{member}.pt"]
+    # Each retrain keeps its own file: the later one did not replace the earlier one's.
+    assert [(r.number, r.weights) for r in rows] == [
+        (1, f"models/retrained-{member}-1.pt"), (2, f"models/retrained-{member}-2.pt")]
+    assert all((run_dir / r.weights).is_file() for r in rows)
     assert latest_retrains(store)[store.individual(member).eval_key].id == again.id
     store.close(checkpoint=False)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from evo.config import SearchConfig
+from evo.counts import OUTCOMES, counts_of
 from evo.errors import EvoError
 from evo.runs import find_runs, list_runs, summarize
 from evo.search import Search, front_of
@@ -45,7 +46,9 @@ def test_finished_run_summary_matches_the_store(runs_dir):
     assert summary.generations_done == 3 and summary.generations_planned == 3
     store = RunStore.open(runs_dir / "finished", write=False)
     front = front_of(store)
-    assert summary.evaluations == store.count_trained() > 0
+    assert summary.counts == counts_of(store) and summary.counts.trained > 0
+    assert summary.counts.evaluated == store.count_trained()
+    assert summary.counts.total == store.count_individuals()
     assert summary.members == store.count_individuals() == 24
     assert summary.best_accuracy == max(ev.metrics["val_accuracy"] for _i, ev in front)
     assert summary.smallest_params == min(ev.objectives["params"] for _i, ev in front)
@@ -58,7 +61,7 @@ def test_a_run_whose_process_went_away_is_interrupted(runs_dir):
     summary = summarize(runs_dir / "interrupted")
     assert summary.status == "interrupted"  # run.db still says "running"; nobody holds the lock
     assert summary.generations_done is None and summary.members == 6
-    assert summary.best_accuracy is None and summary.evaluations == 0
+    assert summary.best_accuracy is None and summary.counts.evaluated == 0
 
 
 def test_a_run_whose_lock_is_held_is_running(runs_dir, tmp_path):
@@ -89,7 +92,7 @@ def test_a_damaged_database_is_a_row_not_a_crash(runs_dir):
     (runs_dir / "broken").mkdir()
     (runs_dir / "broken" / "run.db").write_bytes(b"this is not sqlite" * 100)
     summaries = {Path(s.path).name: s for s in list_runs(runs_dir)}
-    assert summaries["broken"].status == "unreadable"
+    assert summaries["broken"].status == "unreadable" and summaries["broken"].counts is None
     assert "not a readable" in summaries["broken"].note
     assert summaries["finished"].status == "finished"
 
@@ -115,10 +118,18 @@ def test_cli_runs_table_and_json(runs_dir, capsys):
     assert code == 0, err
     assert "finished" in out and "interrupted" in out and "3 of 3" in out
     assert "\x1b[" not in out  # not a terminal: no escape codes
+    store = RunStore.open(runs_dir / "finished", write=False)
+    counts = counts_of(store)
+    store.close(checkpoint=False)
+    shown = [line.split("│")[5].strip() for line in out.splitlines()
+             if line.count("│") > 5 and line.split("│")[5].strip()]
+    assert counts.text("\n") in "\n".join(shown)  # one outcome a line, all five words
     code, out, _err = cli(capsys, "runs", str(runs_dir), "--json")
     data = {Path(r["path"]).name: r for r in json.loads(out)}
     assert code == 0 and set(data) == {"finished", "interrupted"}
     assert data["finished"]["status"] == "finished"
+    assert list(data["finished"]["counts"]) == list(OUTCOMES)
+    assert sum(data["finished"]["counts"].values()) == data["finished"]["members"] == 24
     assert data["finished"]["last_update_iso"].startswith(time.strftime("%Y-"))
 
 

@@ -153,3 +153,34 @@ def test_kill_9_of_a_real_search_then_resume_equals_uninterrupted(serial_run, tm
     out = evo("search", "--resume", str(run_dir), "--workers", "2")
     assert out.returncode == 0, out.stderr
     assert snapshot(run_dir) == snapshot(serial_run)
+
+
+def test_a_refused_warm_start_leaves_no_run_folder(serial_run, tmp_path):
+    run_dir = tmp_path / "warm"
+    args = [a if a != "5" else "6" for a in SMALL]  # --seed 6: other splits, other keys
+    out = evo("search", *args, "--warm-start", str(serial_run), "--run-dir", str(run_dir),
+              timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
+    assert "its seed (5 there, 6 here) differs from this run's" in out.stderr
+    assert "the seed sets the train/validation/test splits" in out.stderr
+    assert not run_dir.exists()  # nothing for `evo runs` to call interrupted, nothing to resume
+
+
+def test_the_commands_config_toml_prints_work(serial_run, tmp_path):
+    header = [line[1:].strip() for line in (serial_run / "config.toml").read_text().splitlines()
+              if line.startswith("#")]
+    commands = [line.split() for line in header if line.startswith("evo search")]
+    assert [c[:3] for c in commands] == [["evo", "search", "--resume"],
+                                         ["evo", "search", "--config"]]
+    assert "run-dir =" not in (serial_run / "config.toml").read_text().replace("# run-dir", "")
+    elsewhere = tmp_path / "elsewhere"  # the commands work from any folder
+    elsewhere.mkdir()
+    for words in commands:
+        out = subprocess.run([sys.executable, "-m", *words], capture_output=True, text=True,
+                             cwd=elsewhere, timeout=300)
+        assert out.returncode == 0, (words, out.stderr)
+        assert "Pareto front" in out.stdout
+    (new_run,) = (elsewhere / "runs").iterdir()  # a new run in a new folder, not nested
+    assert snapshot(new_run) == snapshot(serial_run)  # the same configuration, the same run
+    assert not (serial_run / "runs").exists()

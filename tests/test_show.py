@@ -38,7 +38,7 @@ def test_show_every_member_as_data(run):
     for ind in individuals:
         d = member_details(run, ind.id)
         json.dumps(d)  # everything is plain data
-        assert d["member"] == ind.id and d["phenotype"] == ind.phenotype
+        assert d["member"] == ind.id and d["phenotype_raw"] == ind.phenotype
         assert d["history"]["generation"] == ind.generation
         assert [p["member"] for p in d["history"]["parents"]] == list(ind.parents)
         assert d["history"]["on_last_front"] == (ind.id in front)
@@ -115,12 +115,54 @@ def test_show_includes_retrain_results(run, tmp_path, capsys):
     store.close(checkpoint=False)
     record = retrain(dest, [smallest], epochs=1, seeds=1)[0].record
     d = member_details(dest, smallest)
-    assert [r["retrain"] for r in d["retrains"]] == [record.id]
+    assert [(r["retrain"], r["id"]) for r in d["retrains"]] == [(1, record.id)]
     assert d["retrains"][0]["test_images"] == record.test_total
+    assert d["retrains"][0]["weights_present"] and d["retrains"][0]["export_default"]
     code, out, _err = cli(capsys, "show", str(dest), str(smallest))
-    assert code == 0 and "Retrains" in out and f"retrained-{smallest}.pt" in out
+    assert code == 0 and "Retrains" in out and f"retrained-{smallest}-1.pt" in out
     code, out, _err = cli(capsys, "show", str(dest), str(smallest), "--torch")
-    assert f"Retrained weights (train+validation): {dest}" in out
+    assert ("# Retrained weights, retrain 1 (1 epoch, 1 seed, train+validation), what evo "
+            f"export uses: {dest / record.weights}") in out
+
+
+def test_torch_file_states_a_load_call_that_works_and_the_input_normalisation(run, tmp_path,
+                                                                              capsys):
+    """The generated module's docstring once said load_state_dict(torch.load(path)), which
+    fails on an evo checkpoint, and the file lacked the mean/std its inputs need."""
+    import numpy as np
+
+    from evo.data import load_dataset
+
+    store = RunStore.open(run, write=False)
+    ind, ev = front_of(store)[0]
+    store.close(checkpoint=False)
+    code, out, err = cli(capsys, "show", str(run), str(ind.id), "--torch")
+    assert code == 0, err
+    module = runpy.run_path(str(_write(tmp_path / "member.py", out)), run_name="member")
+    doc = module["__doc__"]
+    call = next(line.strip() for line in doc.splitlines() if "load_state_dict(" in line)
+    model = module["build_model"]()
+    # The call exactly as the docstring states it, on the member's real checkpoint.
+    exec(call, {"model": model, "torch": torch, "path": str(run / ev.weights)})
+    model.eval()
+    ckpt = load_checkpoint(run / ev.weights)
+    assert module["MEAN"] == pytest.approx(ckpt.mean) and module["STD"] == pytest.approx(ckpt.std)
+    # preprocess() on raw pixels in [0, 1] gives exactly what the network was trained on.
+    from sklearn.datasets import load_digits
+
+    dataset = load_dataset("digits", None, 5)
+    raw = torch.from_numpy((load_digits().images[:16] / 16.0).astype(np.float32))[:, None]
+    expected = (raw - torch.tensor(dataset.mean).view(1, -1, 1, 1)) / torch.tensor(
+        dataset.std).view(1, -1, 1, 1)
+    assert torch.allclose(module["preprocess"](raw), expected, atol=1e-6)
+    with torch.no_grad():
+        x = module["preprocess"](raw)
+        assert torch.allclose(model(x), ckpt.model(x), atol=1e-6)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
 
 
 def test_a_synthetic_member_has_no_layer_table(tmp_path, capsys):

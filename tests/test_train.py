@@ -15,11 +15,11 @@ from evo.arch import parse_arch, resolve
 from evo.checkpoint import load_checkpoint, save_checkpoint
 from evo.data import Dataset, load_dataset
 from evo.errors import EvoError
+from evo.memory import estimate_training
 from evo.train import (
     TrainBudget,
     augment_batch,
     derive_seed,
-    estimate_training_bytes,
     evaluation_key,
     learning_rate,
     resolve_device,
@@ -113,12 +113,10 @@ def test_size_and_memory_budgets_reject_before_training(digits: Dataset) -> None
 
 
 def test_memory_estimate_grows_with_batch_and_optimizer(digits: Dataset) -> None:
-    from evo.model import build_model
-
-    model = build_model(_resolved(SMALL, digits))
-    small = estimate_training_bytes(model, digits.input_shape, 16, "sgd")
-    assert estimate_training_bytes(model, digits.input_shape, 64, "sgd") > small
-    assert estimate_training_bytes(model, digits.input_shape, 16, "adam") > small
+    sgd = _resolved(SMALL.replace("optimizer=adam", "optimizer=sgd"), digits)
+    small = estimate_training(sgd, 16, scoring_batch=1).total
+    assert estimate_training(sgd, 64, scoring_batch=1).total > small
+    assert estimate_training(_resolved(SMALL, digits), 16, scoring_batch=1).total > small
 
 
 def test_train_final_scores_on_test(digits: Dataset) -> None:

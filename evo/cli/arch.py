@@ -45,8 +45,10 @@ def read_phenotype(phenotype_or_file: str) -> str:
 
 def parse_input_shape(text: str) -> tuple[int, int, int]:
     """``1x28x28`` (C x H x W) -> (1, 28, 28)."""
-    parts = re.split(r"[x×,]", text.strip().lower())
-    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+    parts = [p.strip() for p in re.split(r"[x×,]", text.strip().lower())]
+    # ASCII digits only, at most 5 of them: str.isdigit() accepts "²", and int() of thousands
+    # of digits raises instead of refusing.
+    if len(parts) != 3 or not all(re.fullmatch(r"[0-9]{1,5}", p) and int(p) > 0 for p in parts):
         raise EvoError(f"--input {text!r} is not CxHxW",
                        "write channels x height x width, e.g. 1x8x8, 1x28x28 or 3x32x32")
     c, h, w = (int(p) for p in parts)
@@ -62,11 +64,15 @@ def show(
     phenotype_or_file: str = typer.Argument(
         ..., help="Architecture text (quote it), a file holding it, or '-' for stdin."
     ),
-    input_shape: str = typer.Option("1x8x8", "--input", help="Input C x H x W, e.g. 3x32x32."),
+    input_shape: str = typer.Option("1x8x8", "--input", metavar="CxHxW",
+                                     help="Input C x H x W, e.g. 3x32x32."),
     classes: int = typer.Option(10, "--classes", min=1, help="Number of classes (outputs)."),
     torch_src: bool = typer.Option(False, "--torch",
                                    help="Print standalone PyTorch source instead of the table."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    max_memory: str = typer.Option("auto", "--max-memory", help="Refuse a network whose "
+                                   "estimated memory is above this, e.g. 8GB (auto: three "
+                                   "quarters of this machine's)."),
 ) -> None:
     """Per-layer output shape, parameters and MACs (batch 1) of the network for one input,
     what was dropped for that input, the canonical text and its cache key."""
@@ -76,6 +82,9 @@ def show(
         raise EvoError("--torch and --json cannot be combined", "choose one output")
     shape = parse_input_shape(input_shape)
     resolved = resolve(parse_arch(read_phenotype(phenotype_or_file)), shape, classes)
+    from evo.memory import check_memory, estimate_inspection, memory_limit
+
+    check_memory(estimate_inspection(resolved), memory_limit(max_memory))
 
     if torch_src:
         from evo.torch_source import torch_source

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,11 +114,12 @@ def bench(
     if run_dir is not None:
         _bench_run(run_dir, target, threads, protocol.value, as_json, csv_file)
         return
-    results = bench_files(paths, target, threads, protocol.value, quiet=as_json)
+    labels = model_labels([str(path) for path in paths])
+    results = bench_files(paths, target, threads, protocol.value, quiet=as_json, labels=labels)
     if as_json:
         typer.echo(json.dumps(results.to_dict(), indent=2))
     else:
-        print_results(results)
+        print_results(results, labels)
     if csv_file is not None:
         write_csv(results, csv_file)
         sys.stderr.write(f"evo: wrote {csv_file}\n")
@@ -256,11 +259,26 @@ def print_import(outcome: ImportOutcome) -> None:
                       highlight=False)
 
 
+def model_labels(paths: Sequence[str]) -> dict[str, str]:
+    """What the table calls each model file: its path relative to the folder all of them share,
+    so two exports both named ``model.onnx`` stay apart (``3/onnx/model.onnx``,
+    ``5/onnx/model.onnx``); keyed by the path as given (``str(Path(path))``)."""
+    given = list(dict.fromkeys(str(Path(p)) for p in paths))
+    resolved = {p: os.path.abspath(p) for p in given}
+    if len(set(resolved.values())) < 2:
+        return {p: Path(p).name for p in given}
+    common = os.path.commonpath([os.path.dirname(r) for r in resolved.values()])
+    return {p: os.path.relpath(r, common) for p, r in resolved.items()}
+
+
 def bench_files(
-    paths: list[Path], target: str | None, threads: int, protocol: str, quiet: bool = False
+    paths: list[Path], target: str | None, threads: int, protocol: str, quiet: bool = False,
+    labels: dict[str, str] | None = None,
 ) -> BenchResults:
     """Run the hardware bench on files, reporting each row on stderr as it lands."""
     from hardware.runner import run_bench
+
+    names = labels or model_labels([str(path) for path in paths])
 
     def progress(row: Measurement | BenchFailure) -> None:
         if quiet:
@@ -269,15 +287,19 @@ def bench_files(
 
         if isinstance(row, Measurement):
             note = f"{row.latency.median_ms:.4f} ms median"
-            sys.stderr.write(f"evo: measured {row.model.name} on {row.target}: {note}\n")
+            label = names.get(row.model.path, row.model.name)
+            sys.stderr.write(f"evo: measured {label} on {row.target}: {note}\n")
         else:
-            sys.stderr.write(f"evo: failed {Path(row.model_path).name} on {row.target}\n")
+            label = names.get(row.model_path, Path(row.model_path).name)
+            sys.stderr.write(f"evo: failed {label} on {row.target}\n")
 
     return run_bench(paths, targets=target, protocol=protocol, threads=threads, on_result=progress)
 
 
-def print_results(results: BenchResults) -> None:
-    """One rich table, a row per measured (model, target); failed pairs are listed below it.
+def print_results(results: BenchResults, labels: dict[str, str] | None = None) -> None:
+    """One rich table, a row per (model, target) in the order given: measured, or ``n/a`` where
+    the pair cannot exist (IR on onnxruntime); failed pairs are listed below it. Models are
+    named by ``labels`` (default: relative to their common folder, see ``model_labels``).
 
     The table keeps the columns a person compares; min, mean, std, max, throughput, wall clock
     and fingerprints are in ``--json`` and ``--csv``.
@@ -298,19 +320,35 @@ def print_results(results: BenchResults) -> None:
     for column in columns:
         left = column in {"model", "target"}
         table.add_column(column, justify="left" if left else "right", no_wrap=not left)
+    paths = [m.model.path for m in results.measurements] + [f.model_path for f in
+                                                             results.failures]
+    paths += [n.model_path for n in results.not_applicable]
+    names = labels or model_labels(paths)
+    order = {path: i for i, path in enumerate(names)}
+    targets = {info.name: i for i, info in enumerate(results.targets)}
+    rows: list[tuple[tuple[int, int], list[str]]] = []
     for m in results.measurements:
         memory = "-" if m.peak_memory_bytes is None else f"{m.peak_memory_bytes / 1e6:.1f}"
         overhead = "-" if m.call_overhead_ms is None else f"{m.call_overhead_ms:.4f}"
-        table.add_row(
-            m.model.name, m.target, f"{m.model.size_bytes:,}",
+        rows.append(((order.get(m.model.path, len(order)), targets.get(m.target, 0)), [
+            names.get(m.model.path, m.model.name), m.target, f"{m.model.size_bytes:,}",
             _precision(m.model.stored_precision, m.executed_precision), f"{m.load_ms:.1f}",
             f"{m.first_inference_ms:.3f}", f"{m.latency.median_ms:.4f}",
             f"{m.latency.p90_ms:.4f}", str(m.latency.n), overhead, memory,
-        )  # fmt: skip
+        ]))  # fmt: skip
+    for n in results.not_applicable:
+        rows.append(((order.get(n.model_path, len(order)), targets.get(n.target, 0)),
+                     [names.get(n.model_path, n.model_path), n.target, *["n/a"] * 9]))
+    for _key, cells in sorted(rows, key=lambda row: row[0]):
+        table.add_row(*cells)
     console = _console()
     console.print(table)
     for f in results.failures:
-        console.print(f"[red]failed[/red] {f.model_path} on {f.target}: {f.error}", highlight=False)
+        console.print(f"[red]failed[/red] {names.get(f.model_path, f.model_path)} on {f.target}: "
+                      f"{f.error}", highlight=False)
+    if results.not_applicable:
+        console.print(f"n/a: {results.not_applicable[0].reason} (not tried, not a failure)",
+                      highlight=False)
     for source in sorted({m.latency_source for m in results.measurements}):
         console.print(f"timing: {source}", highlight=False)
     console.print(f"host: {results.host.summary()}", highlight=False)

@@ -31,7 +31,7 @@ _FORMATS_HELP = ("Comma-separated: onnx, onnx-fp16, onnx-int8, ir-fp32, ir-fp16,
 # the headers.
 _COLUMNS = (
     ("member", "right", ""), ("format", "left", "format"), ("status", "left", "status"),
-    ("precision stored/ executed", "left", "precision (stored/executed)"),
+    ("precision stored→ executed", "left", "precision (stored→executed)"),
     ("size (bytes)", "right", "size (bytes)"),
     ("MB (10^6 bytes)", "right", "size (MB = 10^6 bytes)"),
     ("vs FP32 (%)", "right", "size vs FP32 (%)"),
@@ -40,6 +40,9 @@ _COLUMNS = (
     ("parity max |diff|", "left", "parity max |diff|"),
     ("reason / notes", "left", "notes"),
 )
+# Said on a failed INT8 row when a checkpoint is exported without data (a run has its own).
+CALIBRATION_HINT = ("pass --dataset with the checkpoint's dataset: its training split supplies "
+                    "the {} calibration samples of --calibration-size")
 _INLINE_NOTE = 20  # longer reasons and notes are printed in full under the table
 
 
@@ -55,6 +58,9 @@ def export(
         None, "--member", help="Member id; repeat for several (default: the front)."),
     front: bool = typer.Option(False, "--front", help="Export the front (with --member: as "
                                "well as the named members)."),
+    retrain: Optional[int] = typer.Option(  # noqa: UP045
+        None, "--retrain", metavar="N", help="With one --member: the weights of its retrain N "
+        "(as numbered by evo show; default: its newest retrain, else the search's weights)."),
     formats: str = typer.Option(DEFAULT_FORMATS, "--format", help=_FORMATS_HELP),
     out: Optional[Path] = typer.Option(  # noqa: UP045
         None, "--out", help="Output folder; each member gets OUT/<member>/<format>/ (default "
@@ -90,13 +96,17 @@ def export(
         "run's --seed so the test split is one the network never saw (default 0)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any artifact failed "
                                 "(default: failed rows are shown and the exit code is 0)."),
+    max_memory: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--max-memory", help="Memory the export of one network may use, e.g. 8GB "
+        "(default: three quarters of this machine's); a network estimated above it is refused "
+        "before it is built."),
 ) -> None:
     """Export members of a run (or an evo checkpoint) to ONNX and OpenVINO IR, checked.
 
     Every artifact is compared with torch (parity) and, with data, scored on the test split by
-    its own runtime; a manifest.json lies beside each. Uses a member's retrained weights when
-    they exist, else the search's; every row is recorded in run.db. Failed rows are shown
-    (exit 0; exit 1 with --strict); bad input exits 2.
+    its own runtime; a manifest.json lies beside each. Uses a member's newest retrain (or
+    --retrain N), else the search's weights, and says which; every row is recorded in run.db.
+    Failed rows are shown (exit 0; exit 1 with --strict); bad input exits 2.
     """
     from export.formats import parse_formats
 
@@ -117,15 +127,16 @@ def export(
         from evo.exporting import export_run
 
         exported = export_run(source, member or None, names, out, options, front=front,
-                              say=say)
-        entries = [(str(item.member), item.weights.kind, item.source.get("checkpoint"),
-                    item.report) for item in exported]
+                              retrain=retrain, say=say, max_memory=max_memory)
+        # The second field names the weights: member, retrain number, epochs, file.
+        entries = [(str(item.member), item.weights.describe(source),
+                    item.source.get("checkpoint"), item.report) for item in exported]
         header: dict[str, Any] = {"run_dir": str(source)}
         members_json = [item.to_dict() for item in exported]
     elif source.is_file():
-        if member or front:
-            raise EvoError("--member and --front apply to a run folder, not a checkpoint file",
-                           "pass the run folder, or leave them out")
+        if member or front or retrain is not None:
+            raise EvoError("--member, --front and --retrain apply to a run folder, not a "
+                           "checkpoint file", "pass the run folder, or leave them out")
         from evo.exporting import export_checkpoint
 
         shape = _parse_shape(input_shape) if input_shape else None
@@ -134,7 +145,7 @@ def export(
                 "fail and accuracy is not measured")
         report, manifest_source = export_checkpoint(
             source, names, out, options, input_shape=shape, dataset=dataset, data_dir=data_dir,
-            split_seed=split_seed or 0)
+            split_seed=split_seed or 0, max_memory=max_memory)
         entries = [(source.name, "checkpoint file", str(source), report)]
         header = {"checkpoint": str(source)}
         members_json = [{"member": None, "weights": "checkpoint file",
@@ -167,7 +178,8 @@ def _options(dynamic_batch: bool, max_drop: float | None, embed_preprocessing: b
         raise EvoError(f"--threads must be at least 1, got {threads}", "e.g. --threads 1")
     return ExportOptions(dynamic_batch=dynamic_batch, calibration_size=calibration_size,
                          max_accuracy_drop=max_drop, embed_preprocessing=embed_preprocessing,
-                         pixel_scale=pixel_scale, threads=threads)
+                         pixel_scale=pixel_scale, threads=threads,
+                         calibration_hint=CALIBRATION_HINT.format(calibration_size))
 
 
 def _parse_shape(text: str) -> tuple[int, int, int]:
@@ -193,7 +205,7 @@ def _print_table(source: str, entries: list[tuple[str, str, str | None, ExportRe
                         f"{'s' * (len(entries) != 1)}, {total} artifacts, {failed} failed)")
     for header, justify, _key in _COLUMNS:
         table.add_column(header, justify=justify, overflow="fold",  # type: ignore[arg-type]
-                         no_wrap=_key in ("", "format", "status"))
+                         no_wrap=_key in ("", "format", "status", "precision (stored→executed)"))
     footnotes: list[str] = []
     for index, (label, _kind, _checkpoint, report) in enumerate(entries):
         for row in report.table():
@@ -211,10 +223,11 @@ def _print_table(source: str, entries: list[tuple[str, str, str | None, ExportRe
     console.print(table)
     for note in footnotes:
         console.print(escape(note), highlight=False, soft_wrap=True)
-    for label, kind, checkpoint, report in entries:
-        name = f"member {label}: {kind} weights {checkpoint}" if label.isdigit() else label
+    for label, weights, _checkpoint, report in entries:
+        name = weights if label.isdigit() else label
         console.print(escape(f"{name} -> {report.out_dir}/<format>/ (manifest.json beside "
                              "each)"), highlight=False, soft_wrap=True)
     console.print("sizes: bytes of every file an artifact needs, MB = 10^6 bytes; accuracy on "
-                  "the test split, run by the artifact's own runtime; drop in percentage points "
-                  "against torch", highlight=False, soft_wrap=True)
+                  "the test split, run by the artifact's own runtime at the executed precision "
+                  "shown (OpenVINO: this CPU's default); drop in percentage points against "
+                  "torch; parity with OpenVINO pinned to f32", highlight=False, soft_wrap=True)

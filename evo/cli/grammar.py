@@ -10,6 +10,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -27,6 +28,39 @@ class InitMethod(StrEnum):
 class Semantics(StrEnum):
     ponyge2 = "ponyge2"
     strict = "strict"
+
+
+def _config_field(name: str) -> Any:
+    """A field of the search configuration: its help and default are these options' too, so
+    ``evo grammar`` and ``evo search`` describe the same setting in the same words."""
+    from evo.config import SearchConfig
+
+    return SearchConfig.__dataclass_fields__[name]
+
+
+def _wraps_option() -> Any:
+    field = _config_field("max_wraps")
+    return typer.Option(field.default, "--max-wraps", min=0, help=field.metadata["help"])
+
+
+def _depth_option() -> Any:
+    field = _config_field("max_tree_depth")
+    return typer.Option(None, "--max-tree-depth", min=0, show_default=False,
+                        help=f"{field.metadata['help']} Default: {field.default}.")
+
+
+def _depth_alias() -> Any:
+    return typer.Option(None, "--max-depth", min=0, hidden=True,
+                        help="Older name of --max-tree-depth, still accepted.")
+
+
+def _tree_depth(value: int | None, alias: int | None) -> int:
+    """``--max-tree-depth`` (the name ``evo search`` uses), or its older name ``--max-depth``."""
+    if value is not None and alias is not None and value != alias:
+        raise EvoError(f"--max-tree-depth {value} and --max-depth {alias} disagree; they are one "
+                       "option (--max-depth is its older name)", "give --max-tree-depth once")
+    chosen = value if value is not None else alias
+    return int(_config_field("max_tree_depth").default) if chosen is None else chosen
 
 
 def _load(name_or_path: str):
@@ -56,9 +90,11 @@ def check(
         for name in g.rules
     ]
     if as_json:
+        log10 = None if size.infinite or size.log10 == float("inf") else size.log10
         typer.echo(json.dumps({"source": g.source, "start": g.start, "rules": rules,
-                               "space_size": size, "min_depth": g.min_depth(),
-                               "warnings": list(g.warnings)}, indent=2))
+                               "space_size": size.to_json(), "space_size_log10": log10,
+                               "min_depth": g.min_depth(), "warnings": list(g.warnings)},
+                              indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -71,7 +107,8 @@ def check(
                       str(r["min_steps"]))
     console = Console()
     console.print(table)
-    space = "infinite (recursive)" if size is None else f"{size:,} derivation trees"
+    trees = "derivation tree" if size.exact == 1 else "derivation trees"
+    space = "infinite (recursive)" if size.infinite else f"{size} {trees}"
     console.print(f"space: {space}; minimum tree depth {g.min_depth()}")
 
 
@@ -85,8 +122,9 @@ def sample(
                                       help="Length of random genomes (--init random)."),
     max_init_depth: int = typer.Option(10, "--max-init-depth", min=1,
                                        help="Largest ramped tree depth (sensible, pi-grow)."),
-    max_wraps: int = typer.Option(0, "--max-wraps", min=0),
-    max_depth: int = typer.Option(90, "--max-depth", min=0, help="Max tree depth (0: none)."),
+    max_wraps: int = _wraps_option(),
+    max_tree_depth: int | None = _depth_option(),
+    max_depth: int | None = _depth_alias(),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per sample."),
 ) -> None:
     """Draw genomes with an initialisation method and print their phenotypes."""
@@ -100,6 +138,7 @@ def sample(
         sensible_initialisation,
     )
 
+    max_depth = _tree_depth(max_tree_depth, max_depth)
     g = _load(grammar)
     rng = np.random.default_rng(seed)
     cfg = GEConfig(max_init_depth=max_init_depth, max_wraps=max_wraps, max_tree_depth=max_depth)
@@ -140,14 +179,16 @@ def map_cmd(
     genome: str | None = typer.Option(None, "--genome", help="Comma-separated codons."),
     genomes: Path | None = typer.Option(None, "--genomes",
                                         help="File: one genome per line (JSON list or CSV)."),
-    max_wraps: int = typer.Option(0, "--max-wraps", min=0),
-    max_depth: int = typer.Option(90, "--max-depth", min=0, help="Max tree depth (0: none)."),
+    max_wraps: int = _wraps_option(),
+    max_tree_depth: int | None = _depth_option(),
+    max_depth: int | None = _depth_alias(),
     semantics: Semantics = typer.Option(Semantics.ponyge2, "--semantics",
                                         help="ponyge2 (default, bit-exact) or strict wrapping."),
 ) -> None:
     """Map genomes to phenotypes: one JSON object per genome on stdout."""
     from evo.mapper import map_genome
 
+    max_depth = _tree_depth(max_tree_depth, max_depth)
     if (genome is None) == (genomes is None):
         raise EvoError("give exactly one of --genome and --genomes",
                        "e.g. --genome 3,14,15 or --genomes genomes.txt")
@@ -164,7 +205,8 @@ def map_cmd(
     for codons in items:
         d = map_genome(g, codons, max_wraps, max_depth, semantics.value)
         typer.echo(json.dumps({"phenotype": d.phenotype, "valid": d.valid,
-                               "used_codons": d.used_codons, "depth": d.depth, "nodes": d.nodes}))
+                               "used_codons": d.used_codons, "depth": d.depth, "nodes": d.nodes,
+                               "reason": d.reason}))
 
 
 def register(app: typer.Typer) -> None:

@@ -62,10 +62,12 @@ def runs(
     directory: Path = typer.Argument(Path("runs"), help="Folder holding run folders."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Every run under DIR: status, generations, evaluations, best accuracy, smallest model.
+    """Every run under DIR: status, generations, counts, best accuracy, smallest model.
 
     Status: running (its process holds the run lock), finished, interrupted (resume it with
-    evo search --resume), busy (finished; another command is writing to it).
+    evo search --resume), busy (finished; another command is writing to it). Individuals are
+    counted as trained, cached (result reused), skipped (ruled out by a constraint before
+    training), invalid (no network) and failed.
     """
     from evo.runs import list_runs
 
@@ -80,7 +82,7 @@ def runs(
 
     table = Table(title=f"Runs under {directory} ({len(summaries)})")
     for col, justify in (("run", "left"), ("status", "left"), ("grammar / dataset", "left"),
-                         ("generations", "right"), ("trained", "right"),
+                         ("generations", "right"), ("individuals", "left"),
                          ("best val acc", "right"), ("smallest (params)", "right"),
                          ("last update", "left")):
         table.add_column(col, justify=justify, overflow="fold")
@@ -94,7 +96,8 @@ def runs(
         what = f"{_short(s.grammar)} / {_short(s.dataset)}" if s.status != "unreadable" else \
             (s.note or "")
         status = f"[{style}]{s.status}[/{style}]" if style else s.status
-        table.add_row(_relative(s.path, directory), status, what, gens, str(s.evaluations), best,
+        counts = "-" if s.counts is None else s.counts.text("\n")  # one outcome a line
+        table.add_row(_relative(s.path, directory), status, what, gens, counts, best,
                       _count(s.smallest_params), _ago(s.last_update))
     _console().print(table)
 
@@ -225,18 +228,7 @@ def _print_member(d: dict[str, Any]) -> None:
         console.print(metrics)
 
     if d["retrains"]:
-        table = Table(title="Retrains (train+validation, scored on the test split)")
-        for col in ("retrain", "epochs", "seeds", "test acc mean", "spread (sample std)",
-                    "per seed", "test images", "weights"):
-            table.add_column(col, overflow="fold")
-        for r in d["retrains"]:
-            table.add_row(str(r["retrain"]), str(r["epochs"]), str(r["seeds"]),
-                          _pct(r["test_accuracy_mean"]),
-                          f"{r['test_accuracy_std'] * 100:.2f} points" if r["seeds"] > 1
-                          else "(1 seed)",
-                          ", ".join(_pct(a) for a in r["test_accuracies"]),
-                          str(r["test_images"]), r["weights"] or "-")
-        console.print(table)
+        _print_member_retrains(console, d["retrains"])
     # The full records (details JSON) are in `evo show --json`; the tables keep what a person
     # compares: format, status, size, accuracy, parity, latency.
     shown = {"exports": ("id", "format", "status", "bytes", "accuracy", "parity", "path",
@@ -252,6 +244,37 @@ def _print_member(d: dict[str, Any]) -> None:
             for row in d[name]:
                 table.add_row(*[_metric(k, row.get(k)) for k in keys])
             console.print(table)
+
+
+def _spread(std: float | None) -> str:
+    """A sample standard deviation over seeds in points; one seed has none (not 0)."""
+    return "—" if std is None else f"± {std * 100:.2f} points"
+
+
+def _print_member_retrains(console: Any, retrains: list[dict[str, Any]]) -> None:
+    """Every retrain of the member's network, numbered, each with its own weights file; the
+    newest is what evo export uses unless --retrain N names another."""
+    from rich.table import Table
+
+    table = Table(title="Retrains (train+validation, scored on the test split)")
+    files = [r["weights"] or "(not kept)" for r in retrains]
+    for col in ("retrain", "member", "epochs", "seeds", "test acc mean", "spread (std)",
+                "per seed", "weights file", "export"):
+        width = max(map(len, files)) if col == "weights file" else None
+        table.add_column(col, overflow="fold", min_width=width)
+    for r, weights in zip(retrains, files, strict=True):
+        if r["weights"] and not r["weights_present"]:
+            weights += " (missing)"
+        table.add_row(str(r["retrain"]), str(r["member"]), str(r["epochs"]), str(r["seeds"]),
+                      f"{_pct(r['test_accuracy_mean'])} of {r['test_images']}",
+                      _spread(r["test_accuracy_std"]),
+                      ", ".join(_pct(a) for a in r["test_accuracies"]), weights,
+                      "default" if r["export_default"] else "")
+    console.print(table)
+    console.print("evo export uses the newest retrain unless --retrain N names another; spread "
+                  "is the sample standard deviation over seeds (— for one seed); (not kept): "
+                  "an older evo replaced that file with a later retrain's.", highlight=False,
+                  soft_wrap=True)
 
 
 def _metric(key: str, value: Any) -> str:
@@ -288,16 +311,22 @@ def retrain(
         None, "--epochs", help="Training epochs (default: the run's --final-epochs, else its "
         "--epochs), times the recipe's multiplier."),
     seeds: int = typer.Option(1, "--seeds", help="Independent trainings per member; the "
-                              "first one's weights become the retrained checkpoint."),
+                              "first one's weights are kept as this retrain's own file."),
     device: Optional[str] = typer.Option(  # noqa: UP045
         None, "--device", help="auto, cpu, cuda, cuda:N (default: the run's)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output (progress "
                                  "lines go to stderr)."),
+    max_memory: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--max-memory", help="Memory one training may use, e.g. 8GB (default: the run's "
+        "--max-memory, else three quarters of this machine's); a member estimated above it "
+        "fails before it is built."),
 ) -> None:
     """Retrain members on train+validation and record their test accuracy.
 
-    Mean and spread over seeds, with the number of test images behind each figure. Takes the
-    run lock: exits 2 with "run in progress" while a search (or another retrain) runs.
+    Mean and spread over seeds, with the number of test images behind each figure. Every
+    retrain is kept, numbered per member, with its own weights file (evo show lists them; evo
+    export uses the newest unless --retrain N). Takes the run lock: exits 2 with "run in
+    progress" while a search (or another retrain) runs.
     """
     from evo.postsearch import retrain_printer
     from evo.retrain import retrain as run_retrain
@@ -306,7 +335,7 @@ def retrain(
         typer.echo(text, err=as_json)
 
     outcomes = run_retrain(run_dir, member or None, epochs=epochs, seeds=seeds, device=device,
-                           listener=retrain_printer(say))
+                           listener=retrain_printer(say), max_memory=max_memory)
     if as_json:
         typer.echo(json.dumps([o.to_dict() for o in outcomes], indent=2, default=str))
     else:
@@ -319,26 +348,26 @@ def _print_retrains(run_dir: Path, outcomes: list[Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"Retrained members of {run_dir} (train+validation, scored on test)")
-    for col, justify in (("member", "right"), ("params", "right"), ("val acc", "right"),
-                         ("test acc mean", "right"), ("spread", "right"), ("per seed", "left"),
-                         ("epochs", "right"), ("weights", "left")):
+    for col, justify in (("member", "right"), ("retrain", "right"), ("params", "right"),
+                         ("val acc", "right"), ("test acc mean", "right"), ("spread", "right"),
+                         ("per seed", "left"), ("epochs", "right"), ("weights", "left")):
         table.add_column(col, justify=justify, overflow="fold")
     totals = set()
     for o in outcomes:
         val = _pct(o.val_accuracy) + (f" of {o.val_images}" if o.val_images else "")
         r = o.record
         if o.status == "failed" or r is None:
-            table.add_row(str(o.member), _count(o.params), val, f"failed: {o.reason}", "", "",
-                          "", "")
+            table.add_row(str(o.member), "-", _count(o.params), val, f"failed: {o.reason}",
+                          "", "", "", "")
             continue
         totals.add(r.test_total)
-        spread = f"± {r.test_accuracy_std * 100:.2f} points" if r.seeds > 1 else "(1 seed)"
-        table.add_row(str(o.member), _count(o.params), val,
-                      f"{r.test_accuracy_mean:.2%} of {r.test_total}", spread,
-                      ", ".join(_pct(a) for a in r.accuracies), str(r.epochs), r.weights or "-")
+        table.add_row(str(o.member), str(r.number), _count(o.params), val,
+                      f"{r.test_accuracy_mean:.2%} of {r.test_total}",
+                      _spread(r.test_accuracy_std), ", ".join(_pct(a) for a in r.accuracies),
+                      str(r.epochs), r.weights or "-")
     console = _console()
     console.print(table)
     for total in sorted(totals):
         console.print(f"Each test figure rests on {total} images: one image moves accuracy by "
                       f"{100 / total:.2f} points; spread is the sample standard deviation over "
-                      "seeds.")
+                      "seeds (— for one seed: no spread).")

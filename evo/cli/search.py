@@ -7,9 +7,11 @@ Precedence: built-in defaults < ``--config FILE.toml`` < command line.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import typing
+from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Optional
@@ -17,9 +19,15 @@ from typing import Any, Optional
 import typer
 
 from evo.config import SearchConfig, load_toml
+from evo.errors import EvoError
 
 _LIST_FIELDS = {"objectives", "export", "bench"}  # comma-separated on the command line
 _REPEATED_FIELDS = {"constraint"}  # one option per value
+# What --help shows for the value (otherwise a word for the type: TEXT, INT, NUMBER).
+_METAVARS = {"grammar": "NAME|PATH", "dataset": "NAME|PATH", "data_dir": "PATH",
+             "test_set": "PATH", "run_dir": "PATH", "warm_start": "RUN_DIR",
+             "objectives": "NAMES", "constraint": "LIMIT", "export": "FORMATS",
+             "bench": "TARGETS", "device": "DEVICE"}
 
 
 def _option_type(annotation: Any) -> Any:
@@ -43,7 +51,8 @@ def _config_parameters() -> list[inspect.Parameter]:
         help_text = f.metadata["help"]
         if f.name in _REPEATED_FIELDS:
             annotation: Any = Optional[list[str]]  # noqa: UP045
-            default = typer.Option(None, flag, help=help_text + " Repeat for several.")
+            default = typer.Option(None, flag, help=help_text + " Repeat for several.",
+                                   metavar=_METAVARS.get(f.name))
         elif "bool" in str(hints[f.name]):
             annotation = bool
             default = typer.Option(False, flag, help=help_text)
@@ -51,7 +60,7 @@ def _config_parameters() -> list[inspect.Parameter]:
             annotation = _option_type(hints[f.name])
             default = typer.Option(None, flag, help=help_text + (
                 " Comma-separated." if f.name in _LIST_FIELDS else ""),
-                show_default=False)
+                show_default=False, metavar=_METAVARS.get(f.name))
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
                                         default=default, annotation=annotation))
     return params
@@ -64,7 +73,26 @@ def _build_config(config_file: Path | None, values: dict[str, Any]) -> SearchCon
         if value is None or value is False or value == []:
             continue
         data[name] = value
-    return SearchConfig.from_dict(data)
+    return SearchConfig.from_dict(data).check()
+
+
+def _resume_config(run_dir: Path, config_file: Path | None,
+                   given: dict[str, Any]) -> SearchConfig | None:
+    """The stored configuration with the file's and the command line's changes, checked like
+    a new one (a run resumed on a smaller machine may need fewer --workers); None when nothing
+    was changed."""
+    from evo.store import RunStore
+
+    store = RunStore.open(run_dir, write=False)
+    try:
+        base = dict(store.meta("config") or {})
+    finally:
+        store.close(checkpoint=False)
+    if config_file:
+        base.update({k.replace("-", "_"): v for k, v in load_toml(config_file).items()})
+    base.update(given)
+    config = SearchConfig.from_dict(base).check()
+    return config if given or config_file else None
 
 
 def search(config_file: Path | None, resume: Path | None, no_export: bool, no_bench: bool,
@@ -79,18 +107,7 @@ def search(config_file: Path | None, resume: Path | None, no_export: bool, no_be
         values["bench"] = ()
     if resume is not None:
         given = {k: v for k, v in values.items() if v not in (None, False, [])}
-        config = None
-        if given or config_file:
-            from evo.store import RunStore
-
-            store = RunStore.open(resume, write=False)
-            stored = store.meta("config")
-            store.close(checkpoint=False)
-            base = {k: v for k, v in stored.items()}
-            if config_file:
-                base.update({k.replace("-", "_"): v for k, v in load_toml(config_file).items()})
-            base.update(given)
-            config = SearchConfig.from_dict(base)
+        config = _resume_config(resume, config_file, given)
     else:
         from evo.runner import default_run_dir
 
@@ -162,94 +179,36 @@ def _search_command() -> Any:
     return command
 
 
-def _front_rows(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from evo.search import front_of
-    from evo.store import RunStore
-
-    store = RunStore.open(run_dir, write=False)
-    try:
-        config = store.meta("config")
-        problem = store.meta("problem") or {}
-        rows = []
-        for ind, ev in front_of(store):
-            row = {
-                "member": ind.id,
-                "generation": ind.generation,
-                "objectives": ev.objectives,
-                "params": ev.objectives.get("params"),
-                "macs": ev.objectives.get("macs"),
-                "val_accuracy": ev.metrics.get("val_accuracy"),
-                "val_images": ev.metrics.get("val_total"),
-                "phenotype": " ".join((ind.phenotype or "").split()),
-                "weights": ev.weights,
-            }
-            rows.append(row)
-        info = {"run_dir": str(run_dir), "objectives": config["objectives"],
-                "status": store.meta("status"), "generations": store.last_generation(),
-                "dataset": (problem.get("dataset") or {}).get("name")}
-        for extra in _front_extras():
-            extra(store, rows)
-        return rows, info
-    finally:
-        store.close(checkpoint=False)
-
-
-def _front_extras() -> list[Any]:
-    """Columns added by later steps (retrain, export, bench), looked up lazily."""
-    from evo import postsearch
-
-    return postsearch.front_columns()
-
-
 def print_front(run_dir: Path, as_json: bool) -> None:
-    rows, info = _front_rows(run_dir)
+    """The front as one JSON document, or as a table with the phenotypes and notes below."""
+    from evo.front_table import front_rows
+
+    rows, info = front_rows(run_dir)
     if as_json:
         typer.echo(json.dumps({**info, "front": rows}, indent=2, default=str))
         return
     from rich.console import Console
     from rich.table import Table
 
+    from evo.front_text import front_text
+
+    text = front_text(rows, info["objectives"])
     table = Table(title=f"Pareto front of {run_dir} ({len(rows)} members, "
                         f"objectives {','.join(info['objectives'])})")
-    from evo.front_table import format_test_accuracy
-
-    tested = any(r.get("test_accuracy") is not None for r in rows)
-    columns = [("member", "right"), ("params", "right"), ("MACs", "right"), ("val acc", "right")]
-    columns += [("test acc (retrained)", "right")] if tested else []
-    for col, justify in columns:
-        table.add_column(col, justify=justify)
-    extra_cols = sorted({k for r in rows for k in r.get("extra", {})})
-    for col in extra_cols:
-        table.add_column(col, justify="right")
-    for r in rows:
-        acc = r["val_accuracy"]
-        acc_text = "-" if acc is None else f"{acc:.2%}"
-        if r.get("val_images"):
-            acc_text += f" of {r['val_images']}"
-        test = [format_test_accuracy(r)] if tested else []
-        table.add_row(str(r["member"]), _count(r["params"]), _count(r["macs"]), acc_text,
-                      *test, *[str(r.get("extra", {}).get(c, "-")) for c in extra_cols])
+    for header, justify in text.columns:
+        table.add_column(header, justify=justify)
+    for cells in text.cells:
+        table.add_row(*cells)
     console = Console(width=max(120, Console().width))
     console.print(table)
+    for note in text.notes:
+        console.print(note, highlight=False, soft_wrap=True, markup=False)
     # Architectures below the table, one per line, so the table stays readable.
+    from rich.markup import escape
+
     for r in rows:
-        console.print(f"  [bold]{r['member']:>5}[/bold]  {_readable(r['phenotype'])}",
+        console.print(f"  [bold]{r['member']:>5}[/bold]  {escape(r['phenotype'] or '')}",
                       highlight=False, soft_wrap=True)
-
-
-def _readable(phenotype: str) -> str:
-    """The canonical architecture text when the phenotype is one (PonyGE2-style grammars keep
-    odd spacing), else the phenotype with its whitespace collapsed."""
-    from evo.arch import ArchParseError, parse_arch, spec_to_text
-
-    try:
-        return spec_to_text(parse_arch(phenotype))
-    except ArchParseError:
-        return " ".join(phenotype.split())
-
-
-def _count(value: Any) -> str:
-    return "-" if value is None else f"{value:,.0f}"
 
 
 def front(
@@ -258,31 +217,71 @@ def front(
     csv_file: Optional[Path] = typer.Option(  # noqa: UP045 (typer reads typing.Optional)
         None, "--csv", help="Also write the front to this CSV file (accuracies as fractions)."),
     plot_file: Optional[Path] = typer.Option(  # noqa: UP045
-        None, "--plot", help="Also draw every evaluated candidate and the front (error vs "
-        "parameters, log scale) to this .png or .svg file."),
+        None, "--plot", help="Also draw every evaluated candidate and the front in the "
+        "searched objectives (pairwise panels for three or more) to this .png or .svg file."),
 ) -> None:
-    """The Pareto members of a run: id, params, MACs, validation accuracy, phenotype.
+    """The Pareto members of a run, in the objectives it searched, with their phenotypes.
 
-    Test accuracy too for retrained members; --csv and --plot write the front to files.
+    Latency objectives show their in-search median and p10-p90 spread.
+
+    Test accuracy after a retrain and latencies measured after export are their own columns.
+
+    --csv and --plot write the front to files.
     """
     if plot_file is not None:
         from evo.front_plot import check_plot_path
 
         check_plot_path(plot_file)
+        check_output_file(plot_file, "--plot")
+    if csv_file is not None:
+        check_output_file(csv_file, "--csv")
     print_front(run_dir, as_json)
     written = []
     if csv_file is not None:
-        from evo.front_table import write_csv
+        from evo.front_table import front_rows, write_csv
 
-        rows, info = _front_rows(run_dir)
-        written.append(write_csv(rows, csv_file, info["objectives"]))
+        rows, info = front_rows(run_dir)
+        with _writing(csv_file, "--csv"):
+            written.append(write_csv(rows, csv_file, info["objectives"]))
     if plot_file is not None:
         from evo.front_plot import plot_front
 
-        plot_front(run_dir, plot_file)
+        with _writing(plot_file, "--plot"):
+            plot_front(run_dir, plot_file)
         written.append(plot_file)
     for path in written:  # on stderr with --json, so stdout stays one JSON document
         typer.echo(f"wrote {path} ({path.stat().st_size:,} bytes)", err=as_json)
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse an output file that cannot be written before any work is done: a folder, a
+    path through a file, or a place without write permission (probed by writing, since
+    permission bits say nothing to root or on read-only mounts)."""
+    if path.is_dir():
+        raise EvoError(f"{option} {path}: is a folder, not a file",
+                       f"name a file, e.g. {path / ('front' + (path.suffix or '.csv'))}")
+    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("."))
+    if not folder.is_dir():
+        raise EvoError(f"{option} {path}: {folder} is a file, not a folder",
+                       "choose a path inside a folder")
+    probe = folder / f".{path.name}.evo-probe"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise EvoError(f"{option} {path}: cannot write in {folder} ({exc.strerror})",
+                       "choose a writable place, e.g. the run folder") from None
+
+
+@contextlib.contextmanager
+def _writing(path: Path, option: str) -> Iterator[None]:
+    """A write that fails anyway (disk full, a file turned read-only) is one line, not a
+    traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise EvoError(f"{option} {path}: could not write it ({exc.strerror or exc})",
+                       "free some space or choose another place") from None
 
 
 def register(app: typer.Typer) -> None:

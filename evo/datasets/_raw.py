@@ -50,6 +50,9 @@ class RawImages:
         """
         where = self.source
         _check_pair(self.x, self.y, f"{where} (training images)", hint)
+        # Negative labels first: class names derived from the highest label would otherwise
+        # count {0, -1} as one class and blame the class count instead of the labels.
+        _check_labels(self.y, None, f"{where} (training labels)", hint)
         num_classes = len(self.class_names)
         if num_classes < 2:
             raise EvoError(
@@ -116,13 +119,20 @@ def _check_pair(x: np.ndarray, y: np.ndarray, where: str, hint: str) -> None:
         )
 
 
-def _check_labels(y: np.ndarray, num_classes: int, where: str, hint: str) -> None:
+def _check_labels(y: np.ndarray, num_classes: int | None, where: str, hint: str) -> None:
+    """Integer labels from 0; below ``num_classes`` too when it is given."""
     if y.dtype != np.int64:
         raise EvoError(f"{where}: labels are {y.dtype}; expected integers", hint)
     low, high = int(y.min()), int(y.max())
-    if low < 0 or high >= num_classes:
+    if low < 0:
         raise EvoError(
-            f"{where}: labels run from {low} to {high}; expected 0 to {num_classes - 1} "
-            f"({num_classes} classes)",
+            f"{where}: labels out of range: labels run from {low} to {high}; expected class "
+            "indices 0 to K-1 (a negative label is no class)",
+            hint,
+        )
+    if num_classes is not None and high >= num_classes:
+        raise EvoError(
+            f"{where}: labels out of range: labels run from {low} to {high}; expected 0 to "
+            f"{num_classes - 1} ({num_classes} classes)",
             hint,
         )

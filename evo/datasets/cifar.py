@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evo.datasets._limits import human_bytes
 from evo.datasets._raw import RawImages, sha256_file
 from evo.errors import EvoError
 
@@ -28,6 +29,7 @@ _TEST_BATCH = "test_batch"
 _META = "batches.meta"
 _FOLDER = "cifar-10-batches-py"
 _SIDE = 32
+_MAX_MEMBER_BYTES = 64 * 2**20
 
 # (module, name) pairs a CIFAR batch may reference; numpy moved ``core`` to ``_core`` in 2.0.
 _ALLOWED = frozenset(
@@ -107,6 +109,12 @@ def _read_members(source: Path, hint: str) -> tuple[dict[str, bytes], str]:
                 for member in archive.getmembers():
                     base = Path(member.name).name
                     if member.isfile() and base in wanted:
+                        if member.size > _MAX_MEMBER_BYTES:  # read() would unpack it whole
+                            raise EvoError(
+                                f"{source}: {member.name} declares {human_bytes(member.size)}, "
+                                f"more than the {human_bytes(_MAX_MEMBER_BYTES)} a CIFAR-10 "
+                                "batch may take (one is about 30 MB); refused before unpacking",
+                                hint)
                         handle = archive.extractfile(member)
                         if handle is not None:
                             found[base] = handle.read()

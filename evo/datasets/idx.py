@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import zlib
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
+from evo.datasets._limits import check_memory
 from evo.datasets._raw import RawImages
 from evo.errors import EvoError
 
@@ -31,16 +34,41 @@ _TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 def read_idx(path: Path, ndim: int, hint: str) -> np.ndarray:
-    """Decode one IDX file of unsigned bytes with ``ndim`` dimensions; errors name the file."""
+    """Decode one IDX file of unsigned bytes with ``ndim`` dimensions; errors name the file.
+
+    The header's dimensions say how many bytes follow; they are checked against the data memory
+    limit (and, uncompressed, the file size) before reading, and reading stops one byte past
+    them, so a ``.gz`` that expands beyond its promise is refused without being unpacked.
+    """
+    header_size = 4 + 4 * ndim
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as handle:
+            header = handle.read(header_size)
+            dims = _dims(path, header, ndim, hint)
+            count = math.prod(dims)
+            if path.suffix != ".gz" and path.stat().st_size - header_size != count:
+                _promise_broken(path, dims, path.stat().st_size - header_size, hint)
+            check_memory(5 * count, str(path), f"{'x'.join(map(str, dims))} values (and their "
+                         "float32 copy)")
+            data = handle.read(count + 1)
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as error:
         raise EvoError(f"{path}: cannot decompress ({error}); the file is corrupt or truncated",
                        hint) from None
-    if len(raw) < 4 + 4 * ndim:
-        raise EvoError(f"{path}: {len(raw)} bytes is too short for an IDX header; "
+    if len(data) > count:
+        raise EvoError(f"{path}: expands past the {count:,} values its header promises "
+                       f"({'x'.join(map(str, dims))}); the file is corrupt or a compression "
+                       "bomb, refused before unpacking further", hint)
+    if len(data) < count:
+        _promise_broken(path, dims, len(data), hint)
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
+
+
+def _dims(path: Path, header: bytes, ndim: int, hint: str) -> list[int]:
+    if len(header) < 4 + 4 * ndim:
+        raise EvoError(f"{path}: {len(header)} bytes is too short for an IDX header; "
                        "the file is truncated", hint)
-    magic = int.from_bytes(raw[:4], "big")
+    magic = int.from_bytes(header[:4], "big")
     expected = (_UBYTE << 8) | ndim
     if magic != expected:
         raise EvoError(
@@ -48,16 +76,15 @@ def read_idx(path: Path, ndim: int, hint: str) -> np.ndarray:
             f"(IDX, unsigned bytes, {ndim} dimension(s)) - is this the right file?",
             hint,
         )
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    start = 4 + 4 * ndim
-    count = int(np.prod(dims))
-    if len(raw) - start != count:
-        raise EvoError(
-            f"{path}: header promises {'x'.join(map(str, dims))} = {count} values but the file "
-            f"holds {len(raw) - start}; the file is truncated or corrupt",
-            hint,
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=start).reshape(dims)
+    return [int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+
+
+def _promise_broken(path: Path, dims: list[int], held: int, hint: str) -> NoReturn:
+    raise EvoError(
+        f"{path}: header promises {'x'.join(map(str, dims))} = {math.prod(dims)} values but the "
+        f"file holds {held}; the file is truncated or corrupt",
+        hint,
+    )
 
 
 def _find(directory: Path, stem: str, hint: str) -> Path:

@@ -9,6 +9,11 @@ Layouts understood (after dropping wrapper folders that hold everything, e.g. ``
 Decoding tens of thousands of files takes a while, so the decoded arrays are cached as an
 uncompressed ``.npz`` named after the sha256 of the source (the zip file, or every image file of
 a tree), written atomically; a changed source gets a new key instead of a stale hit.
+
+Hostile archives are refused with one line naming the entry: absolute or ``..`` paths, an entry
+whose declared uncompressed size no image needs (checked before it is unpacked), an image whose
+header declares more pixels than ``MAX_IMAGE_PIXELS`` (checked before it is decoded), and a
+dataset whose decoded pixels would pass the data memory limit (checked after the first image).
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import tempfile
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable
@@ -26,6 +33,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from evo.datasets._limits import (
+    MAX_IMAGE_PIXELS,
+    check_image_file,
+    check_image_size,
+    check_memory,
+)
 from evo.datasets._raw import RawImages, sha256_file
 from evo.errors import EvoError
 
@@ -35,6 +48,9 @@ IMAGE_SUFFIXES = frozenset(
 _SPLITS = ("train", "val", "test")
 _GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
 _CACHE_VERSION = 1
+_DRIVE = re.compile(r"[A-Za-z]:")
+_UNSAFE_HINT = ("re-create the zip from inside the dataset folder, e.g. "
+                "`cd flowers && zip -r ../flowers.zip .`")
 
 Reader = Callable[[], bytes]
 
@@ -46,20 +62,37 @@ def _is_image(parts: tuple[str, ...]) -> bool:
     return "." in name and name[name.rindex("."):].lower() in IMAGE_SUFFIXES
 
 
-def _dir_entries(root: Path) -> dict[tuple[str, ...], Reader]:
+def _dir_entries(root: Path, hint: str) -> dict[tuple[str, ...], Reader]:
     entries: dict[tuple[str, ...], Reader] = {}
     for path in sorted(root.rglob("*")):
         parts = path.relative_to(root).parts
         if path.is_file() and _is_image(parts):
+            check_image_file(path.stat().st_size, str(root), "/".join(parts), hint)
             entries[parts] = path.read_bytes
     return entries
 
 
-def _zip_entries(archive: zipfile.ZipFile) -> dict[tuple[str, ...], Reader]:
+def _entry_parts(name: str, where: str) -> tuple[str, ...]:
+    """Path parts of a zip entry; an absolute or ``..`` path is refused, never reinterpreted
+    (it would otherwise become a class named after a system folder, or vanish)."""
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or _DRIVE.match(name):
+        raise EvoError(f"{where}: entry {name!r} has an absolute path; refusing the archive",
+                       _UNSAFE_HINT)
+    if ".." in parts:
+        raise EvoError(f"{where}: entry {name!r} points outside the archive (..); refusing "
+                       "the archive", _UNSAFE_HINT)
+    return tuple(part for part in parts if part not in ("", "."))
+
+
+def _zip_entries(archive: zipfile.ZipFile, where: str,
+                 hint: str) -> dict[tuple[str, ...], Reader]:
     entries: dict[tuple[str, ...], Reader] = {}
     for info in archive.infolist():
-        parts = tuple(part for part in info.filename.split("/") if part not in ("", "."))
+        parts = _entry_parts(info.filename, where)
         if not info.is_dir() and parts and _is_image(parts):
+            # zipfile stops at the declared size, so checking it bounds what a read unpacks
+            check_image_file(info.file_size, where, info.filename, hint)
             entries[parts] = (lambda name=info.filename: archive.read(name))
     return entries
 
@@ -100,15 +133,28 @@ def _group(
 
 
 def _decode(data: bytes, name: str, where: str, hint: str) -> tuple[np.ndarray, bool]:
-    """Pixels of one image as (H, W) for grayscale or (H, W, 3) for colour."""
+    """Pixels of one image as (H, W) for grayscale or (H, W, 3) for colour; its declared size
+    is checked from the header before any pixel is decoded."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            gray = image.mode in _GRAY_MODES
-            return np.asarray(image.convert("L" if gray else "RGB")), gray
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise EvoError(f"{where}: cannot decode {name} ({error}); the image is corrupt",
-                       hint) from None
+        with warnings.catch_warnings():
+            # Pillow's own bomb check runs inside open(); as an error it is refused below
+            # instead of printing a warning
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                check_image_size(image.width, image.height, where, name, hint)
+                image.load()
+                gray = image.mode in _GRAY_MODES
+                return np.asarray(image.convert("L" if gray else "RGB")), gray
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise EvoError(f"{where}: {name} declares more than the {MAX_IMAGE_PIXELS:,} pixels an "
+                       f"image may have ({error}); refused before decoding it", hint) from None
+    except UnidentifiedImageError:
+        reason = "not an image format Pillow reads"
+    except (OSError, ValueError, SyntaxError) as error:
+        reason = str(error)
+    # Pillow names the in-memory buffer (<_io.BytesIO object at 0x...>); the entry is the name
+    reason = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", name, reason)
+    raise EvoError(f"{where}: cannot decode {name} ({reason}); the image is corrupt", hint)
 
 
 def _decode_all(
@@ -118,6 +164,7 @@ def _decode_all(
     class_names = tuple(sorted(groups["train" if "train" in groups else "all"]))
     decoded: dict[str, tuple[list[np.ndarray], list[int]]] = {}
     any_colour, size, first = False, None, ""
+    total = sum(len(files) for classes in groups.values() for files in classes.values())
     for split, classes in groups.items():
         unknown = sorted(set(classes) - set(class_names))
         if unknown:
@@ -127,7 +174,13 @@ def _decode_all(
         for cls, files in classes.items():
             for name, reader in files:
                 array, gray = _decode(reader(), name, where, hint)
-                any_colour |= not gray
+                colour = any_colour or not gray
+                if size is None or colour != any_colour:  # the first image, or colour one
+                    # every image has this size, so the decoded set (uint8 twice: the images
+                    # and their stack, then a float32 copy) is known before the rest is decoded
+                    check_memory(total * array.shape[0] * array.shape[1] * (3 if colour else 1)
+                                 * 6, where, f"decoding {total:,} images of this size")
+                any_colour = colour
                 if size is None:
                     size, first = array.shape[:2], name
                 elif array.shape[:2] != size:
@@ -161,11 +214,14 @@ def _cache_path(cache_dir: Path, sha: str) -> Path:
 
 
 def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
+    from evo.datasets.npz import read_npz
+
+    if not path.is_file():
+        return None
     try:
-        with np.load(path, allow_pickle=False) as stored:
-            return {key: stored[key] for key in stored.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        return None  # absent or damaged: decode again and overwrite
+        return read_npz(path, "")
+    except EvoError:
+        return None  # damaged: decode again and overwrite
 
 
 def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -198,7 +254,7 @@ def load_imagefolder(source: Path, cache_dir: Path | None, hint: str) -> RawImag
     archive = None
     try:
         if source.is_dir():
-            entries = _dir_entries(source)
+            entries = _dir_entries(source, hint)
             sha = _tree_sha256(entries.items())
         else:
             sha = sha256_file(source)
@@ -210,7 +266,7 @@ def load_imagefolder(source: Path, cache_dir: Path | None, hint: str) -> RawImag
                 archive = zipfile.ZipFile(source)
             except (zipfile.BadZipFile, OSError) as error:
                 raise EvoError(f"{where}: not a readable zip archive ({error})", hint) from None
-            entries = _zip_entries(archive)
+            entries = _zip_entries(archive, where, hint)
         groups = _group(_strip_wrappers(entries), where, hint)
         try:
             decoded = _decode_all(groups, where, hint)

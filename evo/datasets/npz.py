@@ -4,17 +4,69 @@ Required: ``x`` (images) and ``y`` (integer labels). Optional: ``x_val``/``y_val
 ``x_test``/``y_test`` (kept as given, e.g. an official test set), ``class_names`` (strings).
 Images may be ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` with 1 or 3 channels, as uint8
 pixels or floats. Object arrays are refused (``allow_pickle=False``): nothing we read executes.
+
+Each array's ``.npy`` header is read first and its declared shape checked against the bytes the
+entry holds and against the data memory limit, so a header promising terabytes is refused
+before anything is allocated.
 """
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy
 
+from evo.datasets._limits import check_memory, human_bytes
 from evo.datasets._raw import RawImages, sha256_file
 from evo.errors import EvoError
+
+_READ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError)
+
+
+def _header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str,
+            hint: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype an entry's ``.npy`` header declares, checked against the entry's size."""
+    key = info.filename[:-4]
+    with archive.open(info) as handle:
+        version = npy.read_magic(handle)
+        reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _fortran, dtype = reader(handle)
+        payload = info.file_size - handle.tell()
+    if dtype.hasobject:
+        raise EvoError(f"{where}: cannot read as .npz ('{key}' holds Python objects, which evo "
+                       "never unpickles)", hint)
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > payload:
+        raise EvoError(f"{where}: '{key}' declares shape {shape} of {dtype} "
+                       f"({human_bytes(declared)}) but its entry holds {payload:,} bytes; the "
+                       "file is truncated, corrupt or hostile", hint)
+    return shape, dtype
+
+
+def read_npz(path: Path, hint: str) -> dict[str, np.ndarray]:
+    """Every ``.npy`` array of an ``.npz``, its headers checked before anything is allocated.
+
+    Needed bytes are the arrays plus a float32 copy of the images (what normalising makes).
+    """
+    where = str(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = [info for info in archive.infolist() if info.filename.endswith(".npy")]
+            headers = {info.filename[:-4]: _header(archive, info, where, hint)
+                       for info in entries}
+            needed = sum(math.prod(shape) * (dtype.itemsize + 4 * key.startswith("x"))
+                         for key, (shape, dtype) in headers.items())
+            check_memory(needed, where, "loading its arrays")
+            arrays = {}
+            for info in entries:
+                with archive.open(info) as handle:
+                    arrays[info.filename[:-4]] = npy.read_array(handle, allow_pickle=False)
+            return arrays
+    except _READ_ERRORS as error:
+        raise EvoError(f"{where}: cannot read as .npz ({error})", hint) from None
 
 
 def as_images(array: np.ndarray, where: str, hint: str) -> np.ndarray:
@@ -43,11 +95,7 @@ def as_labels(array: np.ndarray, where: str, hint: str) -> np.ndarray:
 def load_npz(path: Path, hint: str) -> RawImages:
     """Read ``x``/``y`` (+ optional splits and class names) from an ``.npz`` file."""
     where = str(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise EvoError(f"{where}: cannot read as .npz ({error})", hint) from None
+    arrays = read_npz(path, hint)
     missing = [key for key in ("x", "y") if key not in arrays]
     if missing:
         raise EvoError(f"{where}: no '{missing[0]}' array (found: "
