@@ -8,7 +8,7 @@ Uniform random genomes of length 100 (codons in [0, 100000], seed 0) on PonyGE2'
 the same process, interleaved with ours; otherwise the recorded PonyGE2 figure is printed,
 labelled as recorded. PonyGE2 is GPL and not on PyPI: it is never vendored here.
 
-``--against REV`` also loads ``evo/mapper.py`` as it was at git revision REV (e.g. ``HEAD~1``)
+``--against REV`` also loads ``evo/ge/mapper.py`` as it was at git revision REV (e.g. ``HEAD~1``)
 and maps the same genomes with it, interleaved, so a change to the mapper is measured old
 against new in one process.
 """
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evo.grammar import load_grammar
-from evo.mapper import map_genome
+from evo.ge.grammar import load_grammar
+from evo.ge.mapper import map_genome
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = ROOT.parent / "shared" / "conformance" / "ponyge2" / "blocks.bnf"
@@ -51,8 +51,8 @@ def _ponyge2_mapper(grammar_path: Path):
 
 
 def _mapper_at(rev: str):
-    """``map_genome`` from ``evo/mapper.py`` at git revision ``rev``, loaded as its own module."""
-    source = subprocess.run(["git", "show", f"{rev}:evo/mapper.py"], cwd=ROOT, check=True,
+    """``map_genome`` from ``evo/ge/mapper.py`` at git revision ``rev``, as its own module."""
+    source = subprocess.run(["git", "show", f"{rev}:evo/ge/mapper.py"], cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
         handle.write(source)
@@ -74,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--genomes", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--against", metavar="REV", help="also time evo/mapper.py at git REV")
+    parser.add_argument("--against", metavar="REV", help="also time evo/ge/mapper.py at git REV")
     args = parser.parse_args()
     if not BLOCKS.is_file():
         sys.exit(f"bench_mapping: {BLOCKS} not found (the shared conformance folder is needed)")
@@ -96,10 +96,10 @@ def main() -> None:
           f"{args.repeats} interleaved repeats")
     print(f"{'mapper':<26}{'median genomes/s':>18}{'min':>12}{'max':>12}")
     med = statistics.median(ours_rates)
-    print(f"{'evo.mapper':<26}{med:>18,.0f}{min(ours_rates):>12,.0f}{max(ours_rates):>12,.0f}")
+    print(f"{'evo.ge.mapper':<26}{med:>18,.0f}{min(ours_rates):>12,.0f}{max(ours_rates):>12,.0f}")
     if old_rates:
         was = statistics.median(old_rates)
-        print(f"{'evo.mapper at ' + args.against:<26}{was:>18,.0f}{min(old_rates):>12,.0f}"
+        print(f"{'evo.ge.mapper at ' + args.against:<26}{was:>18,.0f}{min(old_rates):>12,.0f}"
               f"{max(old_rates):>12,.0f}")
         print(f"ratio new / old: {med / was:.2f}")
     if theirs_rates:

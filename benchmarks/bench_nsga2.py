@@ -1,4 +1,4 @@
-"""Benchmark evo.nsga2 against pymoo 0.6.2's NSGA2 on ZDT1-3, and time `survive`.
+"""Benchmark evo.moo.nsga2 against pymoo 0.6.2's NSGA2 on ZDT1-3, and time `survive`.
 
 Both algorithms run in this process with the same settings: real-coded, 30 variables, population
 100, 25,000 evaluations, SBX (eta 15, probability 0.9 per pair, 0.5 per variable) and polynomial
@@ -29,7 +29,7 @@ from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
 from pymoo.optimize import minimize
 from pymoo.problems import get_problem
 
-from evo.nsga2 import crowded_tournament, rank_and_crowding, survive
+from evo.moo.nsga2 import crowded_tournament, rank_and_crowding, survive
 
 N_VAR = 30
 POP_SIZE = 100
@@ -108,7 +108,7 @@ def polynomial_mutation(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def run_ours(objectives: Objectives, seed: int) -> np.ndarray:
-    """Final population objectives of evo.nsga2 selection driving SBX + PM."""
+    """Final population objectives of evo.moo.nsga2 selection driving SBX + PM."""
     rng = np.random.default_rng(seed)
     X = rng.random((POP_SIZE, N_VAR))
     F = objectives(X)

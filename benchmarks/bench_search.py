@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from evo.config import SearchConfig
-from evo.runner import run_search
-from evo.search import front_of
-from evo.store import RunStore
+from evo.run.store import RunStore
+from evo.search.engine import front_of
+from evo.search.loop import run_search
 
 SETUPS = (
     ("nsga2 cnn_topology", "cnn_topology", "nsga2"),

@@ -7,7 +7,7 @@ acceptance checks on digits.
 Throughput: the same fixed networks (named in ``NETWORKS``), the same data, the same
 optimiser, batch size, memory format and initial weights, in the same process, repeats
 interleaved (the order alternates every repeat, so drift hits both sides alike). Ours is
-``evo.train.train_candidate``; "loop" is its training loop alone (``train_seconds``), "whole"
+``evo.net.train.train_candidate``; "loop" is its training loop alone (``train_seconds``), "whole"
 is the entire call (model build, MAC count, memory check, validation scoring, weight copy).
 The plain loop is what a person writes by hand: randperm, index, forward, cross entropy,
 backward, step. A second plain loop in NCHW (PyTorch's default layout) shows what
@@ -33,9 +33,9 @@ import torch
 from torch import nn
 
 from evo.arch import parse_arch, resolve
-from evo.data import Dataset, load_dataset
-from evo.model import build_model
-from evo.train import TrainBudget, make_optimizer, train_candidate
+from evo.data.dataset import Dataset, load_dataset
+from evo.net.model import build_model
+from evo.net.train import TrainBudget, make_optimizer, train_candidate
 
 # name -> (phenotype, dataset, epochs per timed run)
 NETWORKS = {
@@ -165,9 +165,9 @@ def _ratio(values: list[float]) -> str:
 
 
 def cnn_full_checks(args: argparse.Namespace) -> None:
-    from evo.grammar import load_grammar
-    from evo.mapper import map_genome
-    from evo.operators import random_genome
+    from evo.ge.grammar import load_grammar
+    from evo.ge.mapper import map_genome
+    from evo.ge.operators import random_genome
 
     grammar = load_grammar("cnn_full")
     digits = load_dataset("digits")

@@ -36,9 +36,9 @@ import torch
 from torch import nn
 
 from evo.arch import ResolvedArch, parse_arch, resolve
-from evo.grammar import load_grammar
-from evo.mapper import map_genome
-from evo.model import build_model, count_macs, count_params
+from evo.ge.grammar import load_grammar
+from evo.ge.mapper import map_genome
+from evo.net.model import build_model, count_macs, count_params
 
 INPUT_SHAPE = (3, 32, 32)
 NUM_CLASSES = 10
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # ============================================================================================
-# Training section (issue 5): evo's own trainer, evo.train.train_candidate, on the device.
+# Training section (issue 5): evo's own trainer, evo.net.train.train_candidate, on the device.
 #
 # Data arrives with this script: a learnable synthetic CIFAR-shaped set (each class is a fixed
 # smooth random colour pattern plus strong per-pixel noise), generated from the seed, so no
@@ -342,15 +342,15 @@ def synthetic_cifar(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_check(device: torch.device, epochs: int, images: int, seed: int) -> bool:
-    from evo.data import from_arrays
-    from evo.train import TrainBudget, train_candidate
+    from evo.data.dataset import from_arrays
+    from evo.net.train import TrainBudget, train_candidate
 
     x, y = synthetic_cifar(images, seed)
     dataset = from_arrays(x, y, name="synthetic-cifar", seed=seed, hflip=True)
     sample = sample_phenotypes("cnn_full", 1, np.random.default_rng(seed))[0]
     networks = [("small-ir", f"{TRAIN_SMALL} {TRAIN_RECIPE}"),
                 ("reference", f"{REFERENCE} {TRAIN_RECIPE}"), ("cnn_full", sample)]
-    print(f"training: evo.train.train_candidate on {device}, synthetic CIFAR-shaped data "
+    print(f"training: evo.net.train.train_candidate on {device}, synthetic CIFAR-shaped data "
           f"({len(dataset.train)} train / {len(dataset.val)} val images, generated here), "
           f"{epochs} epoch(s) per network")
     header = (f"{'network':<10} {'status':<7} {'val acc':>8} {'loop img/s':>11} "

@@ -209,7 +209,7 @@ def _value_checks(c: SearchConfig) -> Iterator[tuple[bool, str]]:
 def _check_names(c: SearchConfig) -> None:
     """Objectives, constraints (and whether any network could meet them), export formats and
     bench targets, in the words of the option they came from."""
-    from evo.objectives import objective_kind, parse_constraint, parse_objectives
+    from evo.moo.objectives import objective_kind, parse_constraint, parse_objectives
 
     parse_objectives(c.objectives)
     for text in c.constraint:

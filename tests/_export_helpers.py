@@ -30,7 +30,7 @@ REFERENCE_PHENOTYPE = (
 
 def reference_network(seed: int = 0) -> nn.Sequential:
     from evo.arch import parse_arch, resolve
-    from evo.model import build_model
+    from evo.net.model import build_model
 
     resolved = resolve(parse_arch(REFERENCE_PHENOTYPE), INPUT_SHAPE, len(CLASS_NAMES))
     return build_model(resolved, torch.Generator().manual_seed(seed))

@@ -5,14 +5,14 @@ at the start rule at depth 1; at the top of every iteration the depth limit is t
 the wrap counter (starting at -1) is bumped when the codons read are a positive multiple of the
 genome length and a non-terminal remains; then one symbol is popped from the left and either
 emitted or expanded with codon ``genome[used % n] % choices``. The fast mapper in
-``evo.mapper`` must agree with this on every input.
+``evo.ge.mapper`` must agree with this on every input.
 """
 
 from __future__ import annotations
 
 from collections import deque
 
-from evo.grammar import Grammar
+from evo.ge.grammar import Grammar
 
 
 def ponyge2_map(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from evo.config import SearchConfig
-from evo.runner import run_search
+from evo.search.loop import run_search
 
 TINY = dict(grammar="cnn_topology", dataset="digits", population=4, generations=1, epochs=1,
             seed=5, export=(), bench=())

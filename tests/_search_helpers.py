@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from evo.config import SearchConfig
-from evo.runner import run_search
-from evo.synthetic import SyntheticProblem
+from evo.search.loop import run_search
+from evo.search.synthetic import SyntheticProblem
 from tests.test_grammar import BLOCKS
 
 

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from evo.config import SearchConfig
-from evo.store import RunLock
+from evo.run.store import RunLock
 from hardware.host import describe_host
 from hardware.latency import Measurement
 from hardware.targets import resolve_target
@@ -42,10 +42,10 @@ def _measurements(run_dir: Path, source: str | None = None) -> list[sqlite3.Row]
 def benched_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the tiny digits run with two front members exported to onnx and ir-fp32 and
     the post-search bench step run on it (quick protocol, ort:cpu and ov:CPU)."""
-    from evo import postsearch
-    from evo.exporting import export_members
-    from evo.search import front_of
-    from evo.store import RunStore
+    from evo.post import postsearch
+    from evo.post.exporting import export_members
+    from evo.run.store import RunStore
+    from evo.search.engine import front_of
 
     run_dir = copy_run(tiny_digits_run(tmp_path_factory),
                        tmp_path_factory.mktemp("bench") / "run")
@@ -98,7 +98,7 @@ def test_bench_step_measures_every_exported_file_and_records_it(benched_run):
 
 
 def test_bench_step_again_reuses_what_it_measured(benched_run):
-    from evo import postsearch
+    from evo.post import postsearch
 
     before = len(_measurements(benched_run))
     config = SearchConfig.from_dict(_config(benched_run)).replace(
@@ -267,7 +267,7 @@ def latency_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _plain_key(run_dir: Path, phenotype: str) -> str:
     """The evaluation key the same candidate gets in a run without latency."""
-    from evo.problem import TrainingProblem
+    from evo.nas.problem import TrainingProblem
 
     config = SearchConfig.from_dict(_config(run_dir)).replace(objectives=("error", "params"))
     key, _text = TrainingProblem(config, run_dir).candidate(phenotype)
@@ -360,8 +360,8 @@ import os, sys
 import torch
 torch.set_num_threads(1)
 from evo.config import SearchConfig
-from evo.problem import TrainingProblem
-from evo.runner import run_search
+from evo.nas.problem import TrainingProblem
+from evo.search.loop import run_search
 
 class DiesAtSecondMeasurement(TrainingProblem):
     calls = 0

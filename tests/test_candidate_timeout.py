@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evo.executors import hard_limit
+from evo.search.executors import hard_limit
 
 ROOT = Path(__file__).resolve().parents[1]
 # One training step of this network on 224x224 images takes seconds on one thread (12 s on

@@ -59,8 +59,8 @@ def test_docs_example_genome_is_valid_and_an_invalid_one_says_why(capsys):
 
 def _checkpoint(path: Path) -> Path:
     from evo.arch import parse_arch, resolve
-    from evo.checkpoint import save_checkpoint
-    from evo.model import build_model
+    from evo.net.checkpoint import save_checkpoint
+    from evo.net.model import build_model
 
     torch.manual_seed(0)
     resolved = resolve(parse_arch("conv(4, k=3) relu gap"), (1, 8, 8), 3)
@@ -83,7 +83,7 @@ def test_int8_without_data_names_the_option_that_supplies_it(tmp_path, capsys):
 
 
 def test_int8_without_data_from_python_names_the_parameter(tmp_path):
-    from evo.checkpoint import load_checkpoint
+    from evo.net.checkpoint import load_checkpoint
     from export.formats import export_all
 
     torch.set_num_threads(1)

@@ -14,13 +14,13 @@ from pathlib import Path
 import torch
 
 from evo.config import SearchConfig
-from evo.counts import OUTCOMES, Counts, counts_of
-from evo.front_plot import plot_data
-from evo.progress import LineReporter
-from evo.runner import run_search
-from evo.search import Job, Measured, Result, Search
-from evo.store import Evaluation, RunStore
-from evo.synthetic import SyntheticEvaluator, SyntheticProblem
+from evo.report.front_plot import plot_data
+from evo.report.progress import LineReporter
+from evo.run.counts import OUTCOMES, Counts, counts_of
+from evo.run.store import Evaluation, RunStore
+from evo.search.engine import Job, Measured, Result, Search
+from evo.search.loop import run_search
+from evo.search.synthetic import SyntheticEvaluator, SyntheticProblem
 from tests._runs_helpers import cli
 from tests._search_helpers import blocks_file
 

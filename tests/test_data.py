@@ -14,14 +14,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evo.data import (
+from evo.data.dataset import (
     FASHION_MNIST_DIR,
     channel_stats,
     load_dataset,
     normalise,
     stratified_split,
 )
-from evo.datasets.cifar import SafeUnpickler, safe_unpickle
+from evo.data.readers.cifar import SafeUnpickler, safe_unpickle
 from evo.errors import EvoError
 from tests._data_helpers import (
     idx_bytes,
@@ -515,7 +515,7 @@ def test_a_zip_member_that_is_corrupt(tmp_path: Path, rng: np.random.Generator) 
 
 
 def test_from_arrays_matches_npz(tmp_path: Path, rng: np.random.Generator) -> None:
-    from evo.data import from_arrays
+    from evo.data.dataset import from_arrays
 
     x = rng.integers(0, 256, (40, 6, 6, 3), dtype=np.uint8)
     y = np.arange(40) % 4

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from evo.benchrun import exported_models
-from evo.export_swap import STAGING_PREFIX, checked_exports, staging_dir
-from evo.exporting import export_run, latest_exports, record_report
-from evo.store import RunStore
+from evo.post.benchrun import exported_models
+from evo.post.exporting import export_run, latest_exports, record_report
+from evo.run.exports import STAGING_PREFIX, checked_exports, staging_dir
+from evo.run.store import RunStore
 from export.manifest import read_manifest, verify_files
 from tests._runs_helpers import copy_run, tiny_digits_run
 
@@ -89,7 +89,7 @@ def test_a_killed_re_export_leaves_the_previous_export_intact(exported):
 def test_a_committed_export_killed_before_its_swap_is_moved_into_place(exported):
     """The state a kill between the commit and the renames leaves: rows name a staging folder
     that holds the new files. The next command moves them into place."""
-    from evo.checkpoint import load_checkpoint
+    from evo.net.checkpoint import load_checkpoint
     from export.formats import export_all
 
     store = RunStore.open(exported, write=True)
@@ -100,7 +100,7 @@ def test_a_committed_export_killed_before_its_swap_is_moved_into_place(exported)
         staging = staging_dir(exported / "export", member)
         report = export_all(checkpoint.model, checkpoint.input_shape, staging, "onnx",
                             source={"note": "second export"})
-        from evo.export_swap import relocated
+        from evo.run.exports import relocated
 
         record_report(store, member, relocated(report, exported / "export" / str(member)),
                       {"note": "second export"}, staging)

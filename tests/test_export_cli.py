@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from evo.cli.app import main
-from evo.store import RunLock
+from evo.run.store import RunLock
 from export.formats import ALL_FORMATS
 from export.manifest import read_manifest, verify_files
 from export.results import precision_text

@@ -22,13 +22,13 @@ import torch
 
 from evo.arch import parse_arch, spec_to_text
 from evo.config import SearchConfig
-from evo.front_measured import preferred
-from evo.front_plot import plot_data, plot_front
-from evo.front_text import format_ms, overlapping, spread_notes
-from evo.readable import integral_counts
-from evo.runner import run_search
-from evo.search import front_of
-from evo.store import RunStore
+from evo.report.front_measured import preferred
+from evo.report.front_plot import plot_data, plot_front
+from evo.report.front_text import format_ms, overlapping, spread_notes
+from evo.report.readable import integral_counts
+from evo.run.store import RunStore
+from evo.search.engine import front_of
+from evo.search.loop import run_search
 from tests._runs_helpers import TINY, cli, copy_run, tiny_digits_run
 from tests._search_helpers import blocks_file, run_synthetic
 

@@ -13,11 +13,11 @@ from PIL import Image
 
 from evo.config import SearchConfig
 from evo.errors import EvoError
-from evo.front_plot import plot_data, plot_front
-from evo.retrain import retrain
-from evo.search import Search, front_of
-from evo.store import RunStore
-from evo.synthetic import SyntheticProblem
+from evo.post.retrain import retrain
+from evo.report.front_plot import plot_data, plot_front
+from evo.run.store import RunStore
+from evo.search.engine import Search, front_of
+from evo.search.synthetic import SyntheticProblem
 from tests._runs_helpers import cli, copy_run, tiny_digits_run
 from tests._search_helpers import blocks_file, run_synthetic
 

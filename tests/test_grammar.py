@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evo.grammar import GrammarError, load_grammar, parse_grammar
+from evo.ge.grammar import GrammarError, load_grammar, parse_grammar
 
 CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "ponyge2"
 BLOCKS = """# sample

@@ -14,7 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from evo.grammar import (
+from evo.ge.analysis import SpaceSize
+from evo.ge.grammar import (
     MAX_GE_RANGE,
     MAX_GRAMMAR_BYTES,
     MAX_LINE_CHARS,
@@ -23,8 +24,7 @@ from evo.grammar import (
     load_grammar,
     parse_grammar,
 )
-from evo.grammar_analysis import SpaceSize
-from evo.mapper import map_genome
+from evo.ge.mapper import map_genome
 
 
 def doubling_chain(levels: int) -> str:

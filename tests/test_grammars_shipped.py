@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 import grammars
 from evo.arch import InvertedResidual, parse_arch, resolve, spec_to_text
 from evo.cli.app import main
-from evo.grammar import Grammar, Symbol, load_grammar
-from evo.mapper import map_genome
-from evo.model import build_model, count_macs, count_params, layer_table
+from evo.ge.grammar import Grammar, Symbol, load_grammar
+from evo.ge.mapper import map_genome
+from evo.net.model import build_model, count_macs, count_params, layer_table
 
 torch.set_num_threads(1)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evo.data import load_dataset
+from evo.data.dataset import load_dataset
 from evo.errors import EvoError
 from tests._data_helpers import (
     gzip_of_deflate,
@@ -43,7 +43,7 @@ STORED, DEFLATED = 0, 8
 _CHILD = """
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
-from evo.data import load_dataset
+from evo.data.dataset import load_dataset
 from evo.errors import EvoError
 try:
     load_dataset(sys.argv[1], data_dir=sys.argv[2] or None, use_cache=False)

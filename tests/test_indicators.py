@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from evo.errors import EvoError
-from evo.indicators import (
+from evo.moo.indicators import (
     ObjectiveScale,
     default_scale,
     default_scales,

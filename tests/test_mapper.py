@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evo.grammar import load_grammar, parse_grammar
-from evo.mapper import map_genome
+from evo.ge.grammar import load_grammar, parse_grammar
+from evo.ge.mapper import map_genome
 from tests._ponyge2_reference import ponyge2_map
 from tests.test_grammar import BLOCKS
 

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from evo.arch import parse_arch, resolve
-from evo.errors import EvoError
-from evo.memory import (
+from evo.arch.memory import (
     MemoryLimitError,
     check_memory,
     default_limit,
@@ -30,6 +29,7 @@ from evo.memory import (
     parse_memory,
     refusal,
 )
+from evo.errors import EvoError
 from tests._runs_helpers import cli, copy_run, tiny_digits_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +56,7 @@ def _capped(args: list[str], address_space: int, timeout: float = 120,
 def test_hostile_text_is_estimated_in_microseconds_without_torch():
     probe = ("import sys, time\nt = time.perf_counter()\n"
              "from evo.arch import parse_arch, resolve\n"
-             "from evo.memory import estimate_training, estimate_inspection\n"
+             "from evo.arch.memory import estimate_training, estimate_inspection\n"
              f"r = resolve(parse_arch({HOSTILE!r}), (1, 28, 28), 10)\n"
              "e = estimate_training(r), estimate_inspection(r)\n"
              "print(round(time.perf_counter() - t, 3), 'torch' in sys.modules, "
@@ -89,9 +89,9 @@ from pathlib import Path
 import numpy as np, torch
 torch.set_num_threads(1)
 from evo.arch import parse_arch, resolve
-from evo.data import Dataset, Split
-from evo.memory import estimate_training
-from evo.train import TrainBudget, train_candidate
+from evo.data.dataset import Dataset, Split
+from evo.arch.memory import estimate_training
+from evo.net.train import TrainBudget, train_candidate
 
 def status(key):
     line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(key))
@@ -205,7 +205,7 @@ def test_arch_show_within_the_limit_still_shows_the_network(capsys):
 SEARCH = r"""
 import sys
 from evo.config import SearchConfig
-from evo.runner import run_search
+from evo.search.loop import run_search
 config = SearchConfig(grammar=sys.argv[1], dataset="digits", population=6, generations=0,
                       epochs=1, seed=3, export=(), bench=(), max_memory="2GB",
                       run_dir=sys.argv[2])
@@ -255,7 +255,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_retrain_over_the_limit_fails_before_building(run, tmp_path, capsys):
-    from evo.retrain import retrain
+    from evo.post.retrain import retrain
 
     work = copy_run(run, tmp_path / "run")
     outcomes = retrain(work, epochs=1, max_memory="1kB")

@@ -17,7 +17,7 @@ from torch import nn
 
 from evo.arch import parse_arch, resolve
 from evo.cli.app import main
-from evo.model import (
+from evo.net.model import (
     InvertedResidualBlock,
     LayerRow,
     build_model,
@@ -25,7 +25,7 @@ from evo.model import (
     count_params,
     layer_table,
 )
-from evo.torch_source import torch_source
+from evo.net.torch_source import torch_source
 from tests.test_arch import specs
 
 torch.set_num_threads(1)

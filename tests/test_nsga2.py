@@ -18,7 +18,7 @@ from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_dis
 from pymoo.util.dominator import Dominator
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from evo.nsga2 import (
+from evo.moo.nsga2 import (
     crowded_tournament,
     crowding_distance,
     nondominated_ranks,

@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evo.grammar import parse_grammar
-from evo.mapper import map_genome
-from evo.operators import (
+from evo.ge.grammar import parse_grammar
+from evo.ge.mapper import map_genome
+from evo.ge.operators import (
     GEConfig,
     effective_length,
     int_flip_mutation,

@@ -20,17 +20,17 @@ from rich.console import Console
 
 from evo.arch import parse_arch, resolve
 from evo.config import SearchConfig
-from evo.counts import Counts, counts_of
-from evo.executors import ProcessExecutor
-from evo.problem import TrainingProblem, dataset_of
-from evo.progress import LineReporter, make_reporter
-from evo.progress_state import Eta, SearchStats
-from evo.rich_progress import RichReporter
-from evo.runner import run_search
-from evo.search import Job, Search, derive_seed
-from evo.store import RunStore
-from evo.synthetic import SyntheticProblem
-from evo.train import ReportThrottle, TrainBudget, train_candidate
+from evo.nas.problem import TrainingProblem, dataset_of
+from evo.net.train import ReportThrottle, TrainBudget, train_candidate
+from evo.report.progress import LineReporter, make_reporter
+from evo.report.progress_state import Eta, SearchStats
+from evo.report.rich_progress import RichReporter
+from evo.run.counts import Counts, counts_of
+from evo.run.store import RunStore
+from evo.search.engine import Job, Search, derive_seed
+from evo.search.executors import ProcessExecutor
+from evo.search.loop import run_search
+from evo.search.synthetic import SyntheticProblem
 from tests._search_helpers import blocks_file, synthetic_factory
 
 torch.set_num_threads(1)
@@ -161,11 +161,12 @@ def _imports(module: str) -> set[str]:
 
 
 def test_the_progress_views_form_no_import_circle_and_never_read_the_run():
-    rich_view, plain_view = _imports("evo/rich_progress.py"), _imports("evo/progress.py")
-    shared = _imports("evo/progress_state.py")
-    assert "evo.progress" not in rich_view | shared
-    assert "evo.rich_progress" not in shared
-    assert "evo.store" not in rich_view | plain_view | shared
+    rich_view = _imports("evo/report/rich_progress.py")
+    plain_view = _imports("evo/report/progress.py")
+    shared = _imports("evo/report/progress_state.py")
+    assert "evo.report.progress" not in rich_view | shared
+    assert "evo.report.rich_progress" not in shared
+    assert "evo.run.store" not in rich_view | plain_view | shared
 
 
 def _eta_timeline(stats: SearchStats, events: list[tuple[float, Counts]], until: float

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from evo.checkpoint import load_checkpoint
 from evo.config import SearchConfig
-from evo.data import load_dataset
+from evo.data.dataset import load_dataset
 from evo.errors import EvoError
-from evo.postsearch import final_retrain_step
-from evo.retrain import latest_retrains, retrain, retrain_records, retrain_seed
-from evo.retrain_history import retrain_weights
-from evo.search import front_of
-from evo.store import RunStore
+from evo.net.checkpoint import load_checkpoint
+from evo.post.postsearch import final_retrain_step
+from evo.post.retrain import latest_retrains, retrain, retrain_records, retrain_seed
+from evo.run.retrains import retrain_weights
+from evo.run.store import RunStore
+from evo.search.engine import front_of
 from tests._runs_helpers import cli, copy_run, tiny_digits_run
 from tests._search_helpers import blocks_file, run_synthetic
 

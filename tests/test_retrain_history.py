@@ -22,20 +22,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from evo.checkpoint import load_checkpoint
 from evo.errors import EvoError
-from evo.export_weights import member_weights
-from evo.retrain import retrain
-from evo.retrain_history import (
+from evo.net.checkpoint import load_checkpoint
+from evo.post.export_weights import member_weights
+from evo.post.retrain import retrain
+from evo.report.show import member_details
+from evo.run.retrains import (
     commit_retrain,
     parse_retrain_weights_name,
     retrain_records,
     retrain_weights,
     retrain_weights_name,
 )
-from evo.search import front_of
-from evo.show import member_details
-from evo.store import RunStore
+from evo.run.store import RunStore
+from evo.search.engine import front_of
 from tests._runs_helpers import cli, copy_run, tiny_digits_run
 
 torch.set_num_threads(1)

@@ -19,7 +19,7 @@ import pytest
 
 from evo.config import SearchConfig
 from evo.errors import EvoError
-from evo.store import RunStore
+from evo.run.store import RunStore
 from tests._runs_helpers import cli
 from tests._search_helpers import blocks_file, run_synthetic
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from evo.config import SearchConfig
-from evo.counts import OUTCOMES, counts_of
 from evo.errors import EvoError
-from evo.runs import find_runs, list_runs, summarize
-from evo.search import Search, front_of
-from evo.store import RunStore
-from evo.synthetic import SyntheticProblem
+from evo.report.runs import find_runs, list_runs, summarize
+from evo.run.counts import OUTCOMES, counts_of
+from evo.run.store import RunStore
+from evo.search.engine import Search, front_of
+from evo.search.synthetic import SyntheticProblem
 from tests._runs_helpers import cli
 from tests._search_helpers import blocks_file, run_synthetic
 

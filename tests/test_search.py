@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evo import nsga2
 from evo.config import SearchConfig
 from evo.errors import EvoError
-from evo.search import Search
-from evo.store import RunStore
-from evo.synthetic import SyntheticProblem
+from evo.moo import nsga2
+from evo.run.store import RunStore
+from evo.search.engine import Search
+from evo.search.synthetic import SyntheticProblem
 from tests._search_helpers import blocks_file, run_synthetic, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -115,7 +115,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, words):
 
 
 def test_second_process_on_a_running_run_and_corrupt_db(tmp_path, serial_run):
-    from evo.store import RunStore
+    from evo.run.store import RunStore
 
     holder = RunStore.open(serial_run, write=True)
     try:

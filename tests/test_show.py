@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from evo.checkpoint import load_checkpoint
 from evo.config import SearchConfig
 from evo.errors import EvoError
-from evo.retrain import retrain
-from evo.search import front_of
-from evo.show import member_details, member_torch_source
-from evo.store import RunStore
+from evo.net.checkpoint import load_checkpoint
+from evo.post.retrain import retrain
+from evo.report.show import member_details, member_torch_source
+from evo.run.store import RunStore
+from evo.search.engine import front_of
 from tests._runs_helpers import cli, copy_run, tiny_digits_run
 from tests._search_helpers import blocks_file, run_synthetic
 
@@ -131,7 +131,7 @@ def test_torch_file_states_a_load_call_that_works_and_the_input_normalisation(ru
     fails on an evo checkpoint, and the file lacked the mean/std its inputs need."""
     import numpy as np
 
-    from evo.data import load_dataset
+    from evo.data.dataset import load_dataset
 
     store = RunStore.open(run, write=False)
     ind, ev = front_of(store)[0]

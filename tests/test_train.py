@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from evo.arch import parse_arch, resolve
-from evo.checkpoint import load_checkpoint, save_checkpoint
-from evo.data import Dataset, load_dataset
+from evo.arch.memory import estimate_training
+from evo.data.dataset import Dataset, load_dataset
 from evo.errors import EvoError
-from evo.memory import estimate_training
-from evo.train import (
+from evo.net.checkpoint import load_checkpoint, save_checkpoint
+from evo.net.train import (
     TrainBudget,
     augment_batch,
     derive_seed,
@@ -209,8 +209,8 @@ REFERENCE = ("conv(32, k=3) bn relu conv(32, k=3) bn relu maxpool(2) conv(64, k=
 
 @pytest.mark.slow
 def test_cnn_full_reference_reaches_95_percent_on_digits(digits: Dataset) -> None:
-    from evo.grammar import load_grammar
-    from evo.mapper import map_genome
+    from evo.ge.grammar import load_grammar
+    from evo.ge.mapper import map_genome
 
     derived = map_genome(load_grammar("cnn_full"), REFERENCE_GENOME)
     assert derived.valid
@@ -280,7 +280,7 @@ def test_checkpoint_failures(digits: Dataset, tmp_path: Path) -> None:
 
 
 def test_eval_result_equality_ignores_weights() -> None:
-    from evo.train import EvalResult
+    from evo.net.train import EvalResult
 
     a = EvalResult("ok", "", {"error": 0.1}, {"val_accuracy": 0.9}, {"w": torch.zeros(1)})
     b = dataclasses.replace(a, state_dict={"w": torch.ones(1)})

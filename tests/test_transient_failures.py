@@ -18,11 +18,11 @@ import pytest
 
 from evo.config import SearchConfig
 from evo.errors import EvoError
-from evo.failures import MAX_RETRIES, machine_failure
-from evo.runner import run_search
-from evo.search import Job, Result, front_of
-from evo.store import RunStore
-from evo.synthetic import SyntheticEvaluator, SyntheticProblem
+from evo.run.store import RunStore
+from evo.search.engine import Job, Result, front_of
+from evo.search.failures import MAX_RETRIES, machine_failure
+from evo.search.loop import run_search
+from evo.search.synthetic import SyntheticEvaluator, SyntheticProblem
 from tests._runs_helpers import TINY, tiny_digits_run
 from tests._search_helpers import blocks_file
 
@@ -127,7 +127,7 @@ class FileSizeLimit:
 
 
 def _small_files(run_dir: Path) -> Callable[[SearchConfig], Any]:
-    from evo.problem import TrainingProblem
+    from evo.nas.problem import TrainingProblem
 
     class SmallFiles(TrainingProblem):
         def evaluator(self) -> FileSizeLimit:  # type: ignore[override]

@@ -36,7 +36,7 @@ class SlowToLoad:
 
 DRIVER = """
 import sys, time
-from evo.executors import ProcessExecutor
+from evo.search.executors import ProcessExecutor
 from tests.test_worker_boot import SlowToLoad
 executor = ProcessExecutor(SlowToLoad(sys.argv[1]), 1)
 print(executor.pids[0], flush=True)

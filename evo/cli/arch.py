@@ -1,7 +1,7 @@
 """``evo arch show``: what a phenotype builds for one input, layer by layer, or as PyTorch source.
 
-Thin: parsing, resolution, counting and source generation live in evo.arch, evo.model and
-evo.torch_source; torch is imported only inside the command body.
+Thin: parsing, resolution, counting and source generation live in evo.arch, evo.net.model and
+evo.net.torch_source; torch is imported only inside the command body.
 """
 
 from __future__ import annotations
@@ -82,19 +82,19 @@ def show(
         raise EvoError("--torch and --json cannot be combined", "choose one output")
     shape = parse_input_shape(input_shape)
     resolved = resolve(parse_arch(read_phenotype(phenotype_or_file)), shape, classes)
-    from evo.memory import check_memory, estimate_inspection, memory_limit
+    from evo.arch.memory import check_memory, estimate_inspection, memory_limit
 
     check_memory(estimate_inspection(resolved), memory_limit(max_memory))
 
     if torch_src:
-        from evo.torch_source import torch_source
+        from evo.net.torch_source import torch_source
 
         typer.echo(torch_source(resolved), nl=False)
         return
 
     import torch
 
-    from evo.model import build_model, layer_table
+    from evo.net.model import build_model, layer_table
 
     torch.set_num_threads(1)
     model = build_model(resolved, torch.Generator().manual_seed(0))

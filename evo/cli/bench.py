@@ -2,7 +2,7 @@
 latency on them.
 
 Thin on purpose: the measuring lives in ``hardware`` (which also runs on the edge box as
-``python -m hardware``) and, for a run's exported members, in ``evo.benchrun``; this module
+``python -m hardware``) and, for a run's exported members, in ``evo.post.benchrun``; this module
 parses options, calls them and prints rich tables. The runtimes are imported only inside the
 command bodies, so ``evo --help`` stays fast.
 """
@@ -25,7 +25,7 @@ from evo.errors import EvoError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from evo.benchrun import ImportOutcome, RunBench
+    from evo.post.benchrun import ImportOutcome, RunBench
     from hardware.latency import Measurement
     from hardware.runner import BenchFailure, BenchResults
 
@@ -147,7 +147,7 @@ def _run_dir_argument(paths: list[Path], importing: bool) -> Path | None:
 
 def _bench_run(run_dir: Path, target: str | None, threads: int, protocol: str, as_json: bool,
                csv_file: Path | None) -> None:
-    from evo.benchrun import PairResult, bench_run
+    from evo.post.benchrun import PairResult, bench_run
 
     def progress(p: PairResult) -> None:
         if as_json or p.status == "not applicable":
@@ -222,7 +222,7 @@ def print_run_results(results: RunBench) -> None:
 
 
 def _import(run_dir: Path, results_file: Path, as_json: bool) -> None:
-    from evo.benchrun import import_results
+    from evo.post.benchrun import import_results
 
     outcome = import_results(run_dir, results_file)
     if as_json:

@@ -1,7 +1,7 @@
 """``evo export``: members of a run, or one evo checkpoint file, to ONNX and OpenVINO IR.
 
 Thin on purpose: choosing weights, loading the run's data and recording in run.db live in
-:mod:`evo.exporting`, the formats in ``export/``; this module parses options and prints one
+:mod:`evo.post.exporting`, the formats in ``export/``; this module parses options and prints one
 table for every member and format. torch, onnx and openvino are imported inside the command.
 
 Exit codes: 0 once the export ran, failed rows included (a failed row is a result, like a
@@ -124,7 +124,7 @@ def export(
         if given:
             raise EvoError(f"{', '.join(given)} apply to a checkpoint file, not a run folder",
                            "a run exports with its own dataset and splits")
-        from evo.exporting import export_run
+        from evo.post.exporting import export_run
 
         exported = export_run(source, member or None, names, out, options, front=front,
                               retrain=retrain, say=say, max_memory=max_memory)
@@ -137,7 +137,7 @@ def export(
         if member or front or retrain is not None:
             raise EvoError("--member, --front and --retrain apply to a run folder, not a "
                            "checkpoint file", "pass the run folder, or leave them out")
-        from evo.exporting import export_checkpoint
+        from evo.post.exporting import export_checkpoint
 
         shape = _parse_shape(input_shape) if input_shape else None
         if dataset is None and any(name.endswith("int8") for name in names):

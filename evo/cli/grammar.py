@@ -64,7 +64,7 @@ def _tree_depth(value: int | None, alias: int | None) -> int:
 
 
 def _load(name_or_path: str):
-    from evo.grammar import load_grammar
+    from evo.ge.grammar import load_grammar
 
     grammar = load_grammar(name_or_path)
     for warning in grammar.warnings:
@@ -130,8 +130,8 @@ def sample(
     """Draw genomes with an initialisation method and print their phenotypes."""
     import numpy as np
 
-    from evo.mapper import map_genome
-    from evo.operators import (
+    from evo.ge.mapper import map_genome
+    from evo.ge.operators import (
         GEConfig,
         pi_grow_initialisation,
         random_genome,
@@ -186,7 +186,7 @@ def map_cmd(
                                         help="ponyge2 (default, bit-exact) or strict wrapping."),
 ) -> None:
     """Map genomes to phenotypes: one JSON object per genome on stdout."""
-    from evo.mapper import map_genome
+    from evo.ge.mapper import map_genome
 
     max_depth = _tree_depth(max_tree_depth, max_depth)
     if (genome is None) == (genomes is None):

@@ -1,6 +1,7 @@
 """``evo runs``, ``evo show`` and ``evo retrain``: living with runs after (or while) they search.
 
-Thin: the facts come from :mod:`evo.runs`, :mod:`evo.show` and :mod:`evo.retrain`; this module
+Thin: the facts come from :mod:`evo.report.runs`, :mod:`evo.report.show` and
+:mod:`evo.post.retrain`; this module
 parses options and prints rich tables (or ``--json``). torch is imported only inside the
 commands that need it.
 """
@@ -69,7 +70,7 @@ def runs(
     counted as trained, cached (result reused), skipped (ruled out by a constraint before
     training), invalid (no network) and failed.
     """
-    from evo.runs import list_runs
+    from evo.report.runs import list_runs
 
     summaries = list_runs(directory)
     if as_json:
@@ -131,11 +132,11 @@ def show(
     Also its retrains, exports and measurements; --torch prints standalone PyTorch source.
     """
     if torch_code and not as_json:
-        from evo.show import member_torch_source
+        from evo.report.show import member_torch_source
 
         sys.stdout.write(member_torch_source(run_dir, member, header=True))
         return
-    from evo.show import member_details, member_torch_source
+    from evo.report.show import member_details, member_torch_source
 
     details = member_details(run_dir, member)
     if as_json:
@@ -328,8 +329,8 @@ def retrain(
     export uses the newest unless --retrain N). Takes the run lock: exits 2 with "run in
     progress" while a search (or another retrain) runs.
     """
-    from evo.postsearch import retrain_printer
-    from evo.retrain import retrain as run_retrain
+    from evo.post.postsearch import retrain_printer
+    from evo.post.retrain import retrain as run_retrain
 
     def say(text: str) -> None:
         typer.echo(text, err=as_json)

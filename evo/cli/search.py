@@ -81,7 +81,7 @@ def _resume_config(run_dir: Path, config_file: Path | None,
     """The stored configuration with the file's and the command line's changes, checked like
     a new one (a run resumed on a smaller machine may need fewer --workers); None when nothing
     was changed."""
-    from evo.store import RunStore
+    from evo.run.store import RunStore
 
     store = RunStore.open(run_dir, write=False)
     try:
@@ -98,8 +98,8 @@ def _resume_config(run_dir: Path, config_file: Path | None,
 def search(config_file: Path | None, resume: Path | None, no_export: bool, no_bench: bool,
            **values: Any) -> None:
     """Evolve CNNs: NSGA-II over a grammar, every result kept in the run folder."""
-    from evo.progress import make_reporter
-    from evo.runner import run_search
+    from evo.report.progress import make_reporter
+    from evo.search.loop import run_search
 
     if no_export:
         values["export"] = ()
@@ -109,7 +109,7 @@ def search(config_file: Path | None, resume: Path | None, no_export: bool, no_be
         given = {k: v for k, v in values.items() if v not in (None, False, [])}
         config = _resume_config(resume, config_file, given)
     else:
-        from evo.runner import default_run_dir
+        from evo.search.loop import default_run_dir
 
         config = _build_config(config_file, values)
         if config.run_dir is None:
@@ -136,7 +136,7 @@ def _problem_factory(progress: Any) -> Any:
 
     def for_run_dir(run_dir: Path) -> Any:
         def make(config: SearchConfig) -> Any:
-            from evo.problem import TrainingProblem
+            from evo.nas.problem import TrainingProblem
 
             return TrainingProblem(config, run_dir, progress=progress)
 
@@ -147,7 +147,7 @@ def _problem_factory(progress: Any) -> Any:
 
 def _post_search(run_dir: Path, quiet: bool) -> None:
     """Steps after the search proper (retrain, export, bench) registered by later modules."""
-    from evo import postsearch
+    from evo.post import postsearch
 
     postsearch.run_all(run_dir, quiet)
 
@@ -181,7 +181,7 @@ def _search_command() -> Any:
 
 def print_front(run_dir: Path, as_json: bool) -> None:
     """The front as one JSON document, or as a table with the phenotypes and notes below."""
-    from evo.front_table import front_rows
+    from evo.report.front_table import front_rows
 
     rows, info = front_rows(run_dir)
     if as_json:
@@ -190,7 +190,7 @@ def print_front(run_dir: Path, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from evo.front_text import front_text
+    from evo.report.front_text import front_text
 
     text = front_text(rows, info["objectives"])
     table = Table(title=f"Pareto front of {run_dir} ({len(rows)} members, "
@@ -229,7 +229,7 @@ def front(
     --csv and --plot write the front to files.
     """
     if plot_file is not None:
-        from evo.front_plot import check_plot_path
+        from evo.report.front_plot import check_plot_path
 
         check_plot_path(plot_file)
         check_output_file(plot_file, "--plot")
@@ -238,13 +238,13 @@ def front(
     print_front(run_dir, as_json)
     written = []
     if csv_file is not None:
-        from evo.front_table import front_rows, write_csv
+        from evo.report.front_table import front_rows, write_csv
 
         rows, info = front_rows(run_dir)
         with _writing(csv_file, "--csv"):
             written.append(write_csv(rows, csv_file, info["objectives"]))
     if plot_file is not None:
-        from evo.front_plot import plot_front
+        from evo.report.front_plot import plot_front
 
         with _writing(plot_file, "--plot"):
             plot_front(run_dir, plot_file)

@@ -1,0 +1,1 @@
+"""Datasets and their readers (digits, IDX, CIFAR, image folders and zips, npz)."""

@@ -1,0 +1,4 @@
+"""Multi-objective optimisation: NSGA-II, indicators, objectives and constraints.
+
+Pure, never torch.
+"""

@@ -1,0 +1,1 @@
+"""The NAS problem: training a phenotype and measuring it inside the search."""

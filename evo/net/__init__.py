@@ -1,0 +1,1 @@
+"""Networks: model building, PyTorch source, checkpoints and the training loop."""

@@ -1,0 +1,1 @@
+"""Post-search steps: retrain, export of a run, bench of a run, import."""

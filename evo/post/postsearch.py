@@ -1,0 +1,117 @@
+"""The steps that follow a search (final retrain, export, benchmark) and the front columns
+they add. Kept in one place so ``evo search`` runs them in a fixed order and ``evo front``
+shows what they recorded."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from evo.config import SearchConfig
+from evo.run.store import RunStore
+
+FrontColumn = Callable[[RunStore, list[dict[str, Any]]], None]
+Say = Callable[[str], None]
+Step = Callable[[Path, SearchConfig, Say], None]
+
+
+def run_all(run_dir: Path, quiet: bool) -> None:
+    """Run the configured post-search steps; each records its results in run.db."""
+    store = RunStore.open(run_dir, write=False)
+    config = SearchConfig.from_dict(store.meta("config"))
+    store.close(checkpoint=False)
+    say = _silent if quiet else _print
+    for step in steps():
+        step(run_dir, config, say)
+
+
+def steps() -> list[Step]:
+    """Post-search steps in the order they run; a step does nothing unless configured."""
+    return [
+        # 1. Final retrain of the front on train+validation (--final-epochs): its retrained
+        #    checkpoints are what the export step uses.
+        final_retrain_step,
+        # 2. Export of the front (--export): ONNX/IR artifacts of each member's best weights.
+        export_step,
+        # 3. Benchmark of the exported front (--bench): quick-protocol latency per target.
+        bench_step,
+    ]
+
+
+def front_columns() -> list[FrontColumn]:
+    """Columns post-search steps add to ``evo front`` rows, in step order."""
+    from evo.post.exporting import add_export_column
+    from evo.report.front_measured import add_latency_column
+    from evo.report.front_table import add_test_accuracy
+
+    return [add_test_accuracy, add_export_column, add_latency_column]
+
+
+def _silent(_text: str) -> None:
+    pass
+
+
+def _print(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- 1. final retrain
+
+
+def final_retrain_step(run_dir: Path, config: SearchConfig, say: Say) -> None:
+    """Retrain the front for ``final-epochs`` (one seed), skipping members already retrained
+    with that budget (so a resumed run does not repeat finished retrains)."""
+    if not config.final_epochs:
+        return
+    from evo.post.retrain import retrain
+
+    say(f"final retrain: front members on train+validation, {config.final_epochs} epochs, "
+        "scored on the test split")
+    retrain(run_dir, None, epochs=config.final_epochs, seeds=1, skip_done=True,
+            listener=retrain_printer(say))
+
+
+def retrain_printer(say: Say) -> Callable[[str, dict[str, Any]], None]:
+    """A retrain listener that prints one line per seed and per member."""
+
+    def listener(kind: str, data: dict[str, Any]) -> None:
+        if kind == "retrain_seed":
+            say(f"  member {data['member']} seed {data['seed_index'] + 1}/{data['seeds']}: "
+                f"test acc {data['test_accuracy']:.2%} ({data['test_correct']} of "
+                f"{data['test_total']} test images) in {data['seconds']:.1f} s")
+        elif kind == "retrain_done":
+            outcome = data["outcome"]
+            if outcome.status == "failed":
+                say(f"  member {outcome.member}: retrain failed: {outcome.reason}")
+            elif outcome.status == "skipped":
+                say(f"  member {outcome.member}: {outcome.reason}")
+
+    return listener
+
+
+# ---------------------------------------------------------------- 2. export
+
+
+def export_step(run_dir: Path, config: SearchConfig, say: Say) -> None:
+    """Export the front to ``config.export`` (retrained weights where they exist) under
+    ``RUN_DIR/export/<member>/``; every artifact is recorded in run.db."""
+    if not config.export:
+        return
+    from evo.post.exporting import export_members
+
+    say(f"export: front members to {', '.join(config.export)} (test split accuracy, parity "
+        "against torch)")
+    export_members(run_dir, None, config.export, say=say)
+
+
+# ---------------------------------------------------------------- 3. bench
+
+
+def bench_step(run_dir: Path, config: SearchConfig, say: Say) -> None:
+    """Measure the exported front on ``config.bench`` (quick protocol); see evo.post.benchrun."""
+    from evo.post.benchrun import bench_step as measure_front
+
+    measure_front(run_dir, config, say)

@@ -1,0 +1,71 @@
+"""What a person sees while a search runs: live bars on a terminal, one line per event
+elsewhere, or nothing with --quiet.
+
+Plain lines suit CI logs and ``nohup`` (no escape codes, nothing redrawn); the terminal view
+(:mod:`evo.report.rich_progress`) prints the same result lines above its bars, so a copied screen
+reads like the log. The words of both come from :mod:`evo.report.progress_state`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, TextIO
+
+from evo.report.progress_state import (
+    batch_label,
+    generation_text,
+    measured_text,
+    result_text,
+    start_text,
+)
+from evo.report.rich_progress import RichReporter
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+def make_reporter(quiet: bool, stream: TextIO | None = None
+                  ) -> tuple[Listener | None, AbstractContextManager[Any]]:
+    """The progress view for ``stream`` (default stdout): nothing with ``quiet``, live rich
+    bars on a terminal, plain lines otherwise (CI logs, ``nohup``, pipes). Returns the listener
+    and a context manager that must enclose the search (it starts and stops live display)."""
+    stream = stream or sys.stdout
+    if quiet:
+        return None, nullcontext()
+    isatty = getattr(stream, "isatty", None)
+    if isatty is not None and isatty():
+        reporter = RichReporter(stream=stream)
+        return reporter, reporter
+    return LineReporter(stream), nullcontext()
+
+
+class LineReporter:
+    """Listener for :class:`evo.search.engine.Search` events that prints one line per event; the
+    progress inside a candidate (epochs, batches) is left to the live view."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.started = time.monotonic()
+
+    def _print(self, text: str) -> None:
+        elapsed = time.monotonic() - self.started
+        self.stream.write(f"[{elapsed:7.1f}s] {text}\n")
+        self.stream.flush()
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "start":
+            self._print(start_text(data))
+        elif kind == "batch":
+            self._print(f"{batch_label(data['generation'])}: {data['size']} individuals")
+        elif kind == "result":
+            self._print(f"  {result_text(data['result'])}")
+        elif kind == "generation":
+            self._print(generation_text(data))
+        elif kind == "done":
+            self._print(f"search finished: {data['reason']}")
+        elif kind == "measured":
+            self._print(f"  {measured_text(data)}")
+        elif kind == "step":
+            self._print(data["text"])

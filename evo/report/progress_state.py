@@ -1,0 +1,206 @@
+"""What both progress views show: the words for each search event and the running figures of
+the status line (counts, front, hypervolume, a smoothed ETA).
+
+Both views (plain lines in :mod:`evo.report.progress`, live bars in
+:mod:`evo.report.rich_progress`) import
+this module and nothing of each other. Every figure comes from the events the search sends
+(:meth:`evo.search.engine.Search.emit`): the counts travel with the events, so a view never reads
+``run.db`` and cannot disagree with ``evo runs`` (both use :mod:`evo.run.counts`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from evo.run.counts import Counts
+
+# Weight of the newest evaluation in the smoothed time per evaluation: small, so one long
+# candidate moves the ETA by a tenth of its excess instead of doubling it.
+ETA_SMOOTHING = 0.1
+# The shown ETA follows a new estimate over about this many seconds (while counting down), so
+# news that changes the estimate (a burst of cache hits, a slow result) never makes it jump.
+ETA_SETTLE_S = 15.0
+
+
+def duration(seconds: float) -> str:
+    """``1h 05m``, ``7m 39s`` or ``12s``."""
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def result_text(r: Any) -> str:
+    """One evaluation result as a person reads it."""
+    if r.status == "ok":
+        acc = r.metrics.get("val_accuracy")
+        images = r.metrics.get("val_total")
+        of = f" of {images}" if images else ""
+        acc_text = f"val acc {acc:.2%}{of}, " if isinstance(acc, float) else ""
+        what = f"{acc_text}{r.objectives.get('params', 0):,.0f} params"
+    else:
+        what = f"{r.status}: {r.reason}"
+    secs = f" in {r.seconds:.1f}s" if r.seconds else ""
+    return f"member {r.individual_id}: {what}{secs}"
+
+
+def measured_text(data: dict[str, Any]) -> str:
+    """One line for a driver-side measurement (latency, ONNX size) of a member."""
+    if data.get("failure"):
+        return f"member {data['member']}: measurement failed: {data['failure']}"
+    values = ", ".join(f"{k} {v:.4g}{' ms' if k.startswith('latency') else ''}"
+                       for k, v in data["objectives"].items())
+    return f"member {data['member']}: {values}"
+
+
+def start_text(data: dict[str, Any]) -> str:
+    cfg = data["config"]
+    return (f"run {data['run_dir']}: grammar {cfg.grammar}, dataset {cfg.dataset}, "
+            f"population {cfg.population}, generations {cfg.generations}, "
+            f"objectives {','.join(cfg.objectives)}, workers {data['workers']}")
+
+
+def batch_label(generation: int) -> str:
+    return "initial population" if generation == 0 else f"generation {generation}"
+
+
+def generation_text(data: dict[str, Any]) -> str:
+    """``generation 2 done: front 4, hypervolume 0.7777, trained 14, cached 0, ...``."""
+    return (f"generation {data['generation']} done: front {data['front']}, hypervolume "
+            f"{data['hypervolume']:.4f}, {data['counts'].text()}")
+
+
+def training_text(data: dict[str, Any]) -> str:
+    """Progress inside one candidate's epoch (a ``training`` event)."""
+    return (f"epoch {data['epoch']}/{data['epochs']} · batch {data['batch']}/{data['batches']}"
+            f" · loss {data['loss']:.4f} · {data['images_per_second']:,.0f} img/s")
+
+
+def epoch_text(data: dict[str, Any]) -> str:
+    """A finished epoch of one candidate (an ``epoch`` event)."""
+    parts = [f"epoch {data['epoch']}/{data['epochs']}", f"loss {data['loss']:.4f}"]
+    for split in ("val", "test"):
+        acc = data.get(f"{split}_accuracy")
+        if acc is not None:
+            parts.append(f"{split} acc {acc:.2%}")
+    return " · ".join(parts)
+
+
+class Eta:
+    """Time left: the smoothed seconds per evaluation times the evaluations still expected.
+
+    Why smoothed, and per evaluation: candidates differ widely in training time, and cache
+    hits and invalid genomes settle in bursts at a batch's start costing nothing. A mean over
+    the run jumps with both (7m39s -> 18m25s -> 6m14s). Here only evaluations (trained, skipped,
+    failed) carry time, each moving the estimate by ``ETA_SMOOTHING`` of its difference; the
+    share of individuals that need an evaluation comes from the counts so far. Between results
+    the estimate counts down, and while one runs longer than usual it rises gradually, so the
+    value is continuous when that result arrives.
+    """
+
+    def __init__(self, now: float, smoothing: float = ETA_SMOOTHING) -> None:
+        self.smoothing = smoothing
+        self.per_evaluation: float | None = None
+        self.last = now  # when the last evaluation finished (or the view started)
+        self.evaluated: int | None = None
+
+    def observe(self, counts: Counts, now: float) -> None:
+        """Take the counts of an event; only new evaluations update the pace."""
+        if self.evaluated is None:
+            self.evaluated, self.last = counts.evaluated, now
+            return
+        new = counts.evaluated - self.evaluated
+        if new <= 0:
+            return
+        sample = (now - self.last) / new
+        weight = 1 - (1 - self.smoothing) ** new
+        self.per_evaluation = sample if self.per_evaluation is None else \
+            self.per_evaluation + weight * (sample - self.per_evaluation)
+        self.evaluated, self.last = counts.evaluated, now
+
+    def seconds(self, evaluations_left: float, now: float) -> float | None:
+        """Seconds until ``evaluations_left`` more evaluations finish; None before the first."""
+        if self.per_evaluation is None:
+            return None
+        since = max(0.0, now - self.last)
+        pace = self.per_evaluation
+        if since > pace:  # the evaluation in flight already took longer than usual
+            pace += self.smoothing * (since - pace)
+        return max(0.0, evaluations_left * pace - min(since, pace))
+
+
+class SearchStats:
+    """Running figures behind the status line (plain data, no rendering), fed by events."""
+
+    def __init__(self, now: float | None = None) -> None:
+        self.started = time.monotonic() if now is None else now
+        self.planned = 0  # individuals the stopping rule allows in all
+        self.counts = Counts()
+        self.front: int | None = None
+        self.hypervolume: float | None = None
+        self.max_time_s: float | None = None
+        self.max_evals: int | None = None
+        self.eta = Eta(self.started)
+        self._shown: tuple[float, float] | None = None  # (ETA shown, when)
+
+    def start(self, data: dict[str, Any], now: float | None = None) -> None:
+        """Take a ``start`` event: the plan, and the totals of a resumed run."""
+        cfg = data["config"]
+        self.started = time.monotonic() if now is None else now
+        self.planned = cfg.population * (cfg.generations + 1)
+        self.max_evals = cfg.max_evals
+        self.max_time_s = cfg.max_time * 60 if cfg.max_time is not None else None
+        self.front, self.hypervolume = data.get("front"), data.get("hypervolume")
+        self.update(data["counts"], now)
+
+    def update(self, counts: Counts, now: float | None = None) -> None:
+        self.counts = counts
+        self.eta.observe(counts, time.monotonic() if now is None else now)
+
+    def finish(self) -> None:
+        """The run ended (a stopping limit may end it before the plan)."""
+        self.planned = self.counts.total
+
+    def eta_seconds(self, now: float | None = None) -> float | None:
+        """Seconds left (None before the first evaluation): the :class:`Eta` estimate,
+        followed smoothly by the shown value (``ETA_SETTLE_S``), capped by ``--max-time``."""
+        now = time.monotonic() if now is None else now
+        if not self.planned:
+            return None  # no start event yet
+        counts = self.counts
+        left = max(0, self.planned - counts.total)
+        share = counts.evaluated / counts.total if counts.total else 1.0
+        evaluations = left * share
+        if self.max_evals is not None:
+            evaluations = min(evaluations, max(0, self.max_evals - counts.evaluated))
+        remaining = 0.0 if left == 0 else self.eta.seconds(evaluations, now)
+        if remaining is None:
+            return None
+        if left and self._shown is not None and now >= self._shown[1]:
+            shown, when = self._shown
+            counted_down = max(0.0, shown - (now - when))
+            remaining += (counted_down - remaining) * math.exp(-(now - when) / ETA_SETTLE_S)
+        self._shown = (remaining, now)
+        if self.max_time_s is not None:
+            remaining = min(remaining, max(0.0, self.max_time_s - (now - self.started)))
+        return remaining
+
+    def text(self, now: float | None = None) -> str:
+        """``front 3 · hypervolume 0.7758 · trained 10 · cached 0 · ... · ETA 1m 02s``."""
+        parts = []
+        if self.front is not None:
+            parts.append(f"front {self.front}")
+        if self.hypervolume is not None:
+            parts.append(f"hypervolume {self.hypervolume:.4f}")
+        parts.append(self.counts.text(" · "))
+        if self.max_evals:
+            parts.append(f"--max-evals {self.counts.evaluated}/{self.max_evals}")
+        eta = self.eta_seconds(now)
+        parts.append("ETA -" if eta is None else f"ETA {duration(eta)}")
+        return " · ".join(parts)

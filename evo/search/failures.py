@@ -1,0 +1,102 @@
+"""Whose failure is it: the candidate's (final, stored as its result) or the machine's (never
+stored: retried, or left unevaluated for ``--resume``).
+
+Why this matters: a stored evaluation is a cache entry every later generation, resume and warm
+start trusts. A network that produces NaN, runs out of memory on its own, passes the time limit
+or cannot be built has failed for good. A full disk, an I/O error or a worker killed from
+outside says nothing about the network: storing it as failed would drop a good candidate from
+the search for ever (and make a resumed or repeated run differ from an uninterrupted one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from evo.errors import EvoError
+
+if TYPE_CHECKING:
+    from evo.search.engine import Result
+
+# Result statuses that are not results of the candidate (see evo.search.engine.Result).
+RETRY = "retry"  # the machine failed (disk full, I/O error): retry, then stop for --resume
+LOST = "lost"  # the process evaluating it died: retry, then a final failure (likely its own)
+MAX_RETRIES = 2  # further attempts after the first one, for either kind
+
+# OSError numbers that describe the machine (storage, files, permissions), never a network.
+MACHINE_ERRNOS = frozenset({
+    errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS, errno.ENFILE,
+    errno.EMFILE, errno.ESTALE, errno.EACCES, errno.EPERM,
+})
+
+
+def machine_failure(error: BaseException) -> str | None:
+    """The reason when ``error`` (or an exception it was raised from or during) is an
+    ``OSError`` of the machine, e.g. torch's opaque "unexpected pos" RuntimeError raised
+    while its file write failed with ENOSPC; ``None`` when the failure may be the candidate's."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in MACHINE_ERRNOS:
+            where = f" on {current.filename}" if current.filename else ""
+            return (f"{os.strerror(current.errno)} (errno {errno.errorcode[current.errno]})"
+                    f"{where}")
+        current = current.__cause__ or current.__context__
+    return None
+
+
+class Retries:
+    """Attempts of each evaluation key that failed for the machine, in this process (a resumed
+    run starts afresh: the keys were never stored, so it evaluates them again)."""
+
+    def __init__(self) -> None:
+        self.reasons: dict[str, list[str]] = {}
+
+    def settle(self, result: Result) -> Result | None:
+        """``None`` when ``result`` is not the candidate's (nothing is stored; the key is asked
+        again until its retries run out); otherwise the result to store: a job whose worker
+        died on every attempt becomes a final failure, and a result reached after retries
+        carries ``retries`` and ``retried_after`` in its metrics."""
+        tries = self.reasons.get(result.key, [])
+        retries = len(tries)
+        if result.status in (RETRY, LOST):
+            tries = self.reasons.setdefault(result.key, [])
+            tries.append(result.reason or result.status)
+            if result.status == RETRY or len(tries) <= MAX_RETRIES:
+                return None
+            retries = len(tries) - 1
+            result = dataclasses.replace(
+                result, status="failed",
+                reason=f"{result.reason} on all {len(tries)} attempts (most likely its own "
+                       "memory use: the kernel kills the largest process)")
+        if not tries:
+            return result
+        metrics = {**result.metrics, "retries": retries, "retried_after": list(tries)}
+        return dataclasses.replace(result, metrics=metrics)
+
+    def note(self, result: Result) -> str:
+        """The progress line for a result ``settle`` dropped."""
+        tries = len(self.reasons.get(result.key, []))
+        then = ("will be retried" if tries <= MAX_RETRIES else
+                "left unevaluated (it is evaluated again by --resume)")
+        return (f"  member {result.individual_id}: not evaluated, {result.reason} (attempt "
+                f"{tries} of {MAX_RETRIES + 1}, a failure of this machine, not of the "
+                f"candidate); {then}")
+
+    def exhausted(self, key: str | None) -> bool:
+        """True when ``key`` failed for the machine on every attempt: ask for it no more."""
+        return key is not None and len(self.reasons.get(key, [])) > MAX_RETRIES
+
+    def stop(self, run_dir: Path) -> EvoError:
+        """Why the search cannot finish its batch: the keys the machine kept failing."""
+        stuck = [reasons[-1] for reasons in self.reasons.values() if len(reasons) > MAX_RETRIES]
+        return EvoError(
+            f"{len(stuck)} candidate(s) could not be evaluated, {MAX_RETRIES + 1} attempts each, "
+            f"because this machine failed: {stuck[0]}; they stay unevaluated, nothing was "
+            "recorded as their result",
+            f"fix the cause (e.g. free disk space), then continue with evo search --resume "
+            f"{run_dir}")
