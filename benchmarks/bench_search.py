@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 from evo.config import SearchConfig
+from evo.nas.problem import problem_factory
+from evo.run.front import front_of
 from evo.run.store import RunStore
-from evo.search.engine import front_of
 from evo.search.loop import run_search
 
 SETUPS = (
@@ -71,7 +72,7 @@ def main() -> None:
                                   epochs=args.epochs, workers=args.workers, export=(), bench=(),
                                   run_dir=str(run_dir))
             t0 = time.monotonic()
-            run_search(config)
+            run_search(config, problem_factory=problem_factory())
             results[label].append({**_summary(run_dir), "seconds": time.monotonic() - t0})
             print(f"seed {seed} {label}: {results[label][-1]}", flush=True)
     print(f"\ndigits, population {args.population}, {args.generations} generations, "

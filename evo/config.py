@@ -12,10 +12,14 @@ import math
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evo.errors import EvoError
+
+if TYPE_CHECKING:
+    from evo.moo.objectives import Constraint
 
 SEED_LIMIT = 2**63  # seeds are stored as SQLite integers and fed to numpy and torch
 
@@ -124,6 +128,24 @@ class SearchConfig:
     def replace(self, **changes: Any) -> SearchConfig:
         return dataclasses.replace(self, **changes)
 
+    @cached_property
+    def objective_specs(self) -> tuple[str, ...]:
+        """The objectives parsed once, in their one spelling (``latency:OV:cpu`` becomes
+        ``latency:ov:CPU``): the names evaluations are stored and ranked under. Every part of
+        the search uses these instead of parsing ``objectives`` again; bad names raise
+        ``EvoError``."""
+        from evo.moo.objectives import parse_objectives
+
+        return parse_objectives(self.objectives)
+
+    @cached_property
+    def constraint_specs(self) -> tuple[Constraint, ...]:
+        """The ``constraint`` strings parsed once into limits in base units, in the order
+        given; a malformed one raises ``EvoError``."""
+        from evo.moo.objectives import parse_constraint
+
+        return tuple(parse_constraint(text) for text in self.constraint)
+
     def check(self) -> SearchConfig:
         """Refuse a configuration a user gave (command line, TOML file or Python) that cannot
         run: wrong types, values out of range, unknown objectives, constraints no network can
@@ -209,11 +231,10 @@ def _value_checks(c: SearchConfig) -> Iterator[tuple[bool, str]]:
 def _check_names(c: SearchConfig) -> None:
     """Objectives, constraints (and whether any network could meet them), export formats and
     bench targets, in the words of the option they came from."""
-    from evo.moo.objectives import objective_kind, parse_constraint, parse_objectives
+    from evo.moo.objectives import objective_kind
 
-    parse_objectives(c.objectives)
-    for text in c.constraint:
-        limit = parse_constraint(text)
+    _ = c.objective_specs  # parsing them is the check
+    for text, limit in zip(c.constraint, c.constraint_specs, strict=True):
         kind = objective_kind(limit.name)
         if limit.limit < 0:
             raise EvoError(f"constraint {text!r}: {limit.name} cannot be negative",
@@ -225,7 +246,7 @@ def _check_names(c: SearchConfig) -> None:
                                            f"{limit.name}{limit.op}0.05")
     if c.export:
         from export.errors import ExportError
-        from export.formats import parse_formats  # numpy only: cheap
+        from export.names import parse_formats  # the names alone: no numpy, no torch
 
         try:
             parse_formats(",".join(c.export))

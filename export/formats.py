@@ -1,357 +1,62 @@
-"""One exporter per format behind one small interface, and ``export_all`` that runs them.
+"""Export one model to many formats: the registry of exporters, and ``export_all`` that runs them.
 
-An exporter only builds its files and says how to run them; checking parity and accuracy,
-writing the manifest and turning any failure into a table row is done here, once, so a new
-format is one small class added to ``EXPORTERS``. Heavy libraries are imported inside the
-exporters, so ``parse_formats`` is cheap for a CLI to call.
+An exporter (``export.onnx_formats``, ``export.ir_formats``) only builds its files and says how
+to run them; checking parity and accuracy, writing the manifest and turning any failure into a
+table row is done here, once, so a new format is one small class added to ``EXPORTERS`` and its
+name to ``export.names``. Heavy libraries are imported inside the exporters; a caller that only
+validates format names imports ``export.names`` instead.
 """
 
 from __future__ import annotations
 
-import copy
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from export.errors import ExportError
 from export.evaluate import (
-    Runner,
-    U8Input,
     accuracy_of,
     check_parity,
     evaluate_accuracy,
     random_inputs,
     torch_logits,
 )
+from export.ir_formats import IrFp16, IrFp32, IrInt8
+from export.job import Built, Exporter, ExportJob
 from export.manifest import MANIFEST_NAME, build_manifest, file_entries, write_manifest
+from export.names import ALL_FORMATS, IR_FORMATS, parse_formats
+from export.onnx_formats import OnnxFp16, OnnxFp32, OnnxInt8
 from export.request import (
-    INPUT_NAME,
     OUTPUT_NAME,
     ExportInputs,
     ExportOptions,
     LabelledData,
     make_inputs,
 )
-from export.results import AccuracyResult, ArtifactResult, CalibrationInfo, ExportReport
+from export.results import AccuracyResult, ArtifactResult, ExportReport
 from export.tools import describe_error, tool_versions
 
 if TYPE_CHECKING:
     from torch import nn
 
-ALL_FORMATS = ("onnx", "onnx-fp16", "onnx-int8", "ir-fp32", "ir-fp16", "ir-int8")
+__all__ = [
+    "ALL_FORMATS",
+    "EXPORTERS",
+    "Built",
+    "ExportJob",
+    "Exporter",
+    "export_all",
+    "export_one",
+    "parse_formats",
+]
+
 _ARTIFACT_NAMES = ("model.onnx", "model.xml", "model.bin", MANIFEST_NAME)
 
-
-def parse_formats(spec: str | Sequence[str]) -> tuple[str, ...]:
-    """``"onnx,ir-fp32"``, ``"all"`` or a list of names -> known names in the canonical order."""
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    names = {item.strip().lower() for item in items if item.strip()}
-    if "all" in names:
-        return ALL_FORMATS
-    unknown = sorted(names - set(ALL_FORMATS))
-    if unknown:
-        raise ExportError(
-            f"unknown export format {', '.join(unknown)}",
-            f"choose from {', '.join(ALL_FORMATS)}, all",
-        )
-    if not names:
-        raise ExportError("no export format given", f"choose from {', '.join(ALL_FORMATS)}, all")
-    return tuple(name for name in ALL_FORMATS if name in names)
-
-
-@dataclass(frozen=True)
-class Built:
-    """What an exporter wrote, and how to run it (``f32=True``: pinned float32 for parity)."""
-
-    files: tuple[Path, ...]
-    runner: Callable[[bool], Runner]
-    input_spec: Mapping[str, Any]
-    versions: Mapping[str, Any]
-    calibration: CalibrationInfo | None = None
-    fp32_weight_layers: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-class Exporter(Protocol):
-    """One format: its name, runtime and stored precision, and how to build it."""
-
-    name: ClassVar[str]
-    runtime: ClassVar[str]
-    precision: ClassVar[str]
-
-    def build(self, job: ExportJob, directory: Path) -> Built: ...
-
-
-class ExportJob:
-    """State the formats of one model share: the reference module and cached conversions.
-
-    The FP32 ONNX model feeds the ONNX FP16 and INT8 formats and the converted OpenVINO model
-    feeds the IR formats; each is built once, and a failure is remembered so every format that
-    depends on it fails with the same reason instead of retrying.
-    """
-
-    def __init__(self, inputs: ExportInputs, options: ExportOptions) -> None:
-        self.inputs = inputs
-        self.options = options
-        self.model = _reference_copy(inputs.model)
-        self._cache: dict[str, Any] = {}
-
-    def shared(self, key: str, build: Callable[[], Any]) -> Any:
-        if key not in self._cache:
-            try:
-                self._cache[key] = build()
-            except Exception as error:
-                self._cache[key] = error
-        value = self._cache[key]
-        if isinstance(value, Exception):
-            raise ExportError(f"{key} failed: {describe_error(value)}") from value
-        return value
-
-    def onnx_fp32(self) -> Any:
-        from export.onnx import torch_to_onnx
-
-        shape, options = self.inputs.input_shape, self.options
-        return self.shared(
-            "ONNX export",
-            lambda: torch_to_onnx(
-                self.model,
-                shape,
-                dynamic_batch=options.dynamic_batch,
-                exporter=options.onnx_exporter,
-                opset=options.opset,
-            ),
-        )
-
-    def openvino_fp32(self) -> Any:
-        from export.openvino import torch_to_ov
-
-        shape, dynamic = self.inputs.input_shape, self.options.dynamic_batch
-        return self.shared(
-            "OpenVINO conversion", lambda: torch_to_ov(self.model, shape, dynamic_batch=dynamic)
-        )
-
-    def calibration(self, method: str) -> tuple[np.ndarray, CalibrationInfo]:
-        """Up to ``calibration_size`` samples, and a note when fewer exist than were asked."""
-        data = self.inputs.calibration
-        if data is None:
-            raise ExportError(
-                "INT8 needs calibration data and none was given",
-                self.options.calibration_hint
-                or f"pass calibration= with up to {self.options.calibration_size} training "
-                "samples",
-            )
-        requested = self.options.calibration_size
-        used = min(requested, len(data))
-        note = None
-        if used < requested:
-            note = (
-                f"calibrated on {used} samples, fewer than the {requested} asked "
-                f"(only {used} given)"
-            )
-        return data[:used], CalibrationInfo(requested, used, method, note)
-
-    def batch_dim(self) -> int | str:
-        return "batch" if self.options.dynamic_batch else 1
-
-    def float_input_spec(self) -> dict[str, Any]:
-        return {
-            "name": INPUT_NAME,
-            "shape": [self.batch_dim(), *self.inputs.input_shape],
-            "layout": "NCHW",
-            "dtype": "float32",
-            "expects": "float samples normalised with the manifest's mean and std",
-        }
-
-
-def _reference_copy(model: nn.Module) -> nn.Module:
-    """A CPU float32 eval copy, so exporting neither moves nor switches the caller's model."""
-    try:
-        return copy.deepcopy(model).float().cpu().eval()
-    except Exception as error:
-        raise ExportError(
-            f"cannot copy the model for export: {describe_error(error)}", "pass a plain nn.Module"
-        ) from error
-
-
-class OnnxFp32:
-    name: ClassVar[str] = "onnx"
-    runtime: ClassVar[str] = "onnxruntime"
-    precision: ClassVar[str] = "fp32"
-
-    def build(self, job: ExportJob, directory: Path) -> Built:
-        from export.onnx import save_onnx
-
-        exported = job.onnx_fp32()
-        path = directory / "model.onnx"
-        save_onnx(exported.proto, path)
-        notes = (
-            ()
-            if exported.fallback_reason is None
-            else (f"TorchScript exporter used; {exported.fallback_reason}",)
-        )
-        return _onnx_built(job, path, exported, notes=notes)
-
-
-class OnnxFp16:
-    name: ClassVar[str] = "onnx-fp16"
-    runtime: ClassVar[str] = "onnxruntime"
-    precision: ClassVar[str] = "fp16"
-
-    def build(self, job: ExportJob, directory: Path) -> Built:
-        from export.onnx import save_onnx, to_fp16
-
-        exported = job.onnx_fp32()
-        path = directory / "model.onnx"
-        save_onnx(to_fp16(exported.proto), path)
-        return _onnx_built(
-            job,
-            path,
-            exported,
-            notes=("FP16 weights and activations inside, FP32 input and output",),
-        )
-
-
-class OnnxInt8:
-    name: ClassVar[str] = "onnx-int8"
-    runtime: ClassVar[str] = "onnxruntime"
-    precision: ClassVar[str] = "int8"
-
-    def build(self, job: ExportJob, directory: Path) -> Built:
-        from export.onnx import quantize_int8_qdq, save_onnx
-
-        samples, info = job.calibration("onnxruntime static QDQ, MinMax, per-channel weights")
-        exported = job.onnx_fp32()
-        path = directory / "model.onnx"
-        save_onnx(quantize_int8_qdq(exported.proto, samples), path)
-        return _onnx_built(job, path, exported, calibration=info)
-
-
-def _onnx_built(
-    job: ExportJob,
-    path: Path,
-    exported: Any,
-    *,
-    calibration: CalibrationInfo | None = None,
-    notes: tuple[str, ...] = (),
-) -> Built:
-    import onnx
-
-    from export.evaluate import onnx_runner
-    from export.onnx import opset_of
-
-    stored = onnx.load_model(str(path), load_external_data=False)
-    threads = job.options.threads
-    return Built(
-        files=(path,),
-        runner=lambda f32: onnx_runner(path, threads=threads),
-        input_spec=job.float_input_spec(),
-        versions={"opset": opset_of(stored), "onnx_ir_version": int(stored.ir_version)},
-        calibration=calibration,
-        notes=notes,
-        extra={"onnx_exporter": exported.exporter},
-    )
-
-
-class _IrExporter:
-    """The IR formats differ only in how the converted model is turned into the stored one."""
-
-    name: ClassVar[str]
-    runtime: ClassVar[str] = "openvino"
-    precision: ClassVar[str]
-    compress_to_fp16: ClassVar[bool] = False
-
-    def stored_model(self, job: ExportJob) -> tuple[Any, CalibrationInfo | None]:
-        return job.openvino_fp32(), None
-
-    def build(self, job: ExportJob, directory: Path) -> Built:
-        from export.evaluate import openvino_runner
-        from export.openvino import embed_preprocessing, fp32_weight_layers, ir_version, save_ir
-
-        model, calibration = self.stored_model(job)
-        kept, weighted = fp32_weight_layers(model) if self.precision == "int8" else ((), 0)
-        inputs, options = job.inputs, job.options
-        u8 = None
-        input_spec = job.float_input_spec()
-        if options.embed_preprocessing:
-            model = embed_preprocessing(model, inputs.mean, inputs.std, options.pixel_scale)
-            u8 = U8Input(inputs.mean, inputs.std, options.pixel_scale)
-            channels, height, width = inputs.input_shape
-            input_spec = {
-                "name": INPUT_NAME,
-                "shape": [job.batch_dim(), height, width, channels],
-                "layout": "NHWC",
-                "dtype": "uint8",
-                "expects": "raw pixels; the model divides by pixel_scale and normalises",
-                "embedded_preprocessing": {
-                    "pixel_scale": options.pixel_scale,
-                    "mean": list(inputs.mean),
-                    "std": list(inputs.std),
-                },
-            }
-        xml, binary = save_ir(
-            model, directory / "model.xml", compress_to_fp16=self.compress_to_fp16
-        )
-        threads = options.threads
-        notes = []
-        if kept:
-            notes.append(
-                f"{len(kept)} of {weighted} weighted layers kept in float by NNCF (e.g. "
-                "squeeze-and-excitation convolutions): the INT8 size ratio has no target"
-            )
-        return Built(
-            files=(xml, binary),
-            runner=lambda f32: openvino_runner(xml, f32=f32, threads=threads, u8_input=u8),
-            input_spec=input_spec,
-            versions={"ir_version": ir_version(xml)},
-            calibration=calibration,
-            fp32_weight_layers=kept,
-            notes=tuple(notes),
-            extra={"openvino_conversion": "openvino.convert_model from the torch module"},
-        )
-
-
-class IrFp32(_IrExporter):
-    name: ClassVar[str] = "ir-fp32"
-    precision: ClassVar[str] = "fp32"
-
-
-class IrFp16(_IrExporter):
-    name: ClassVar[str] = "ir-fp16"
-    precision: ClassVar[str] = "fp16"
-    compress_to_fp16: ClassVar[bool] = True
-
-
-class IrInt8(_IrExporter):
-    name: ClassVar[str] = "ir-int8"
-    precision: ClassVar[str] = "int8"
-
-    def stored_model(self, job: ExportJob) -> tuple[Any, CalibrationInfo | None]:
-        from export.openvino import AccuracyControl, quantize_int8
-
-        control = None
-        method = "NNCF post-training quantisation"
-        if job.options.max_accuracy_drop is not None:
-            if job.inputs.validation is None:
-                raise ExportError(
-                    "accuracy-controlled quantisation needs validation data", "pass validation"
-                )
-            control = AccuracyControl(job.inputs.validation, job.options.max_accuracy_drop)
-            method = (
-                "NNCF accuracy-controlled quantisation, max drop "
-                f"{job.options.max_accuracy_drop} points on {len(job.inputs.validation)} "
-                "validation samples"
-            )
-        samples, info = job.calibration(method)
-        model = quantize_int8(job.openvino_fp32(), samples, accuracy_control=control)
-        return model, info
-
-
+# In the order of ALL_FORMATS; tests check that every name has its exporter.
 EXPORTERS: Mapping[str, Exporter] = {
     exporter.name: exporter
     for exporter in (OnnxFp32(), OnnxFp16(), OnnxInt8(), IrFp32(), IrFp16(), IrInt8())
@@ -524,7 +229,7 @@ def _replace_status(result: ArtifactResult, reason: str) -> ArtifactResult:
 
 
 def _check_request(inputs: ExportInputs, options: ExportOptions, names: tuple[str, ...]) -> None:
-    if options.embed_preprocessing and not inputs.mean and any(n.startswith("ir-") for n in names):
+    if options.embed_preprocessing and not inputs.mean and any(n in IR_FORMATS for n in names):
         raise ExportError(
             "embedded preprocessing needs the normalisation mean and std", "pass mean= and std="
         )

@@ -8,52 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from export.errors import ExportError
+from export.tolerance import DEFAULT_TOLERANCES, Tolerance
 
 if TYPE_CHECKING:
     from torch import nn
 
+# Importers of this module use the tolerances from here too (export.tolerance owns them).
+__all__ = ["DEFAULT_TOLERANCES", "INPUT_NAME", "OUTPUT_NAME", "ExportInputs", "ExportOptions",
+           "LabelledData", "Tolerance", "make_inputs"]
+
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """When an artifact's outputs count as the same as torch's.
-
-    ``max|artifact - torch| <= atol + rtol * max|torch|`` on every parity input set (skipped
-    when ``atol`` is None: quantised logits legitimately move by more than any useful bound),
-    and top-1 agreement with torch on real samples of at least ``min_top1_agreement``.
-    """
-
-    atol: float | None
-    rtol: float = 0.0
-    min_top1_agreement: float | None = None
-
-    def bound(self, reference_scale: float) -> float | None:
-        """The absolute bound for outputs whose largest magnitude is ``reference_scale``."""
-        return None if self.atol is None else self.atol + self.rtol * reference_scale
-
-    def to_dict(self) -> dict[str, float | None]:
-        return {
-            "atol": self.atol,
-            "rtol": self.rtol,
-            "min_top1_agreement": self.min_top1_agreement,
-        }
-
-
-DEFAULT_TOLERANCES: Mapping[str, Tolerance] = MappingProxyType(
-    {
-        "fp32": Tolerance(atol=1e-4, rtol=1e-4),
-        "fp16": Tolerance(atol=1e-2, rtol=2e-2),
-        "int8": Tolerance(atol=None, min_top1_agreement=0.9),
-    }
-)
 
 
 @dataclass(frozen=True)

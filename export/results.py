@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from export.request import Tolerance
+from export.tolerance import Tolerance
 
 BYTES_PER_MB = 1_000_000
 PRECISION_COLUMN = "precision (stored→executed)"

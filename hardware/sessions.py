@@ -19,6 +19,7 @@ import numpy as np
 
 from hardware.errors import HardwareError, one_line
 from hardware.models import ModelInfo
+from hardware.onnx_identity import ONNX_ELEM_TYPES, identity_onnx
 from hardware.targets import ORT_PROVIDERS, TargetInfo, ov_core
 
 InputSpec = tuple[str, tuple[int, ...], str]  # (name, static shape, numpy dtype name)
@@ -32,17 +33,6 @@ _ORT_DTYPES = {
     "tensor(int8)": np.int8,
     "tensor(uint8)": np.uint8,
     "tensor(bool)": np.bool_,
-}
-# numpy dtype -> onnx TensorProto element type, for the overhead probe's Identity model.
-_ONNX_ELEM_TYPES = {
-    "float32": 1,
-    "uint8": 2,
-    "int8": 3,
-    "int32": 6,
-    "int64": 7,
-    "bool": 9,
-    "float16": 10,
-    "float64": 11,
 }
 _OV_PRECISIONS = {"f32": "FP32", "f16": "FP16", "bf16": "BF16"}
 _OV_COMPUTE_LAYERS = frozenset(
@@ -226,7 +216,7 @@ def _ort_call_overhead(
     onnxruntime reports no per-call latency outside its profiler (which perturbs small models),
     so its Python-side cost is estimated on a model that does next to nothing.
     """
-    if any(dtype not in _ONNX_ELEM_TYPES for _name, _shape, dtype in specs):
+    if any(dtype not in ONNX_ELEM_TYPES for _name, _shape, dtype in specs):
         return None
     try:
         session = ort.InferenceSession(
@@ -243,47 +233,6 @@ def _ort_call_overhead(
         run()
         times.append((time.perf_counter_ns() - start) / 1e6)
     return statistics.median(times)
-
-
-def identity_onnx(specs: tuple[InputSpec, ...]) -> bytes:
-    """Serialized ONNX model passing each input through ``Identity`` (no ``onnx`` needed)."""
-    nodes, inputs, outputs = b"", b"", b""
-    for name, shape, dtype in specs:
-        out = f"{name}__identity"
-        nodes += _field(1, _node(name, out))
-        inputs += _field(11, _value_info(name, shape, _ONNX_ELEM_TYPES[dtype]))
-        outputs += _field(12, _value_info(out, shape, _ONNX_ELEM_TYPES[dtype]))
-    graph = nodes + _field(2, b"overhead_probe") + inputs + outputs
-    opset = _field(1, b"") + _varint_field(2, 13)
-    return _varint_field(1, 8) + _field(7, graph) + _field(8, opset)
-
-
-def _node(source: str, target: str) -> bytes:
-    return _field(1, source.encode()) + _field(2, target.encode()) + _field(4, b"Identity")
-
-
-def _value_info(name: str, shape: tuple[int, ...], elem_type: int) -> bytes:
-    dims = b"".join(_field(1, _varint_field(1, d)) for d in shape)
-    tensor_type = _varint_field(1, elem_type) + _field(2, dims)
-    return _field(1, name.encode()) + _field(2, _field(1, tensor_type))
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _varint_field(number: int, value: int) -> bytes:
-    return _varint(number << 3) + _varint(value)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
 # --- OpenVINO ---------------------------------------------------------------------------------

@@ -66,11 +66,11 @@ def _escape_cells(table: str) -> str:
 
 
 def _command_only_options() -> str:
-    from evo.cli.search import _search_command
+    from evo.cli.search import search_command
 
     keys = {f.name for f in fields(SearchConfig)}
     rows = ["| option | meaning |", "|---|---|"]
-    for name, param in inspect.signature(_search_command()).parameters.items():
+    for name, param in inspect.signature(search_command()).parameters.items():
         if name in keys:
             continue
         info = param.default

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from evo.config import SearchConfig
+from evo.nas.problem import problem_factory
 from evo.search.loop import run_search
 
 TINY = dict(grammar="cnn_topology", dataset="digits", population=4, generations=1, epochs=1,
@@ -34,7 +35,7 @@ def tiny_digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.getbasetemp() / "tiny-digits-run"
     if not _finished(run_dir):
         shutil.rmtree(run_dir, ignore_errors=True)
-        run_search(SearchConfig(**TINY, run_dir=str(run_dir)))
+        run_search(SearchConfig(**TINY, run_dir=str(run_dir)), problem_factory=problem_factory())
     return run_dir
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from evo.config import SearchConfig
+from evo.search.contract import ProblemFactory
 from evo.search.loop import run_search
 from evo.search.synthetic import SyntheticProblem
 from tests.test_grammar import BLOCKS
@@ -18,16 +19,15 @@ def blocks_file(tmp: Path) -> Path:
     return path
 
 
-def synthetic_factory(delay: float = 0.0, fail_token: str | None = None):
-    def for_run_dir(_run_dir: Path):
-        return lambda _config: SyntheticProblem(delay, fail_token)
-
-    return for_run_dir
+def synthetic_factory(delay: float = 0.0, fail_token: str | None = None) -> ProblemFactory:
+    """The synthetic problem as ``run_search`` asks for a problem (config, run folder)."""
+    return lambda _config, _run_dir: SyntheticProblem(delay, fail_token)
 
 
-def run_synthetic(config: SearchConfig, *, resume: Path | None = None, delay: float = 0.0,
+def run_synthetic(config: SearchConfig | None, *, resume: Path | None = None,
+                  changes: dict | None = None, delay: float = 0.0,
                   fail_token: str | None = None) -> Path:
-    return run_search(config, resume=resume,
+    return run_search(config, resume=resume, changes=changes,
                       problem_factory=synthetic_factory(delay, fail_token))
 
 

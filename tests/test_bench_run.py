@@ -44,8 +44,8 @@ def benched_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the post-search bench step run on it (quick protocol, ort:cpu and ov:CPU)."""
     from evo.post import postsearch
     from evo.post.exporting import export_members
+    from evo.run.front import front_of
     from evo.run.store import RunStore
-    from evo.search.engine import front_of
 
     run_dir = copy_run(tiny_digits_run(tmp_path_factory),
                        tmp_path_factory.mktemp("bench") / "run")
@@ -375,7 +375,7 @@ class DiesAtSecondMeasurement(TrainingProblem):
 config = SearchConfig(grammar="cnn_topology", population=3, generations=0, epochs=1, seed=5,
                       objectives=("error", "latency:ov:CPU"), export=(), bench=(),
                       run_dir=sys.argv[1], quiet=True)
-run_search(config, problem_factory=lambda d: lambda c: DiesAtSecondMeasurement(c, d))
+run_search(config, problem_factory=DiesAtSecondMeasurement)
 """
 
 

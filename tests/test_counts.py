@@ -14,11 +14,23 @@ from pathlib import Path
 import torch
 
 from evo.config import SearchConfig
+from evo.nas.problem import problem_factory
 from evo.report.front_plot import plot_data
 from evo.report.progress import LineReporter
 from evo.run.counts import OUTCOMES, Counts, counts_of
 from evo.run.store import Evaluation, RunStore
-from evo.search.engine import Job, Measured, Result, Search
+from evo.search.contract import (
+    Counted,
+    Event,
+    GenerationDone,
+    Job,
+    Measured,
+    MemberMeasured,
+    PendingBatch,
+    Result,
+    SearchStarted,
+)
+from evo.search.engine import Search
 from evo.search.loop import run_search
 from evo.search.synthetic import SyntheticEvaluator, SyntheticProblem
 from tests._runs_helpers import cli
@@ -63,8 +75,8 @@ class _Problem(SyntheticProblem):
         return _Evaluator(fail_token="pool( max )")
 
 
-def _factory(_run_dir: Path):
-    return lambda _config: _Problem()
+def _factory(_config: SearchConfig, _run_dir: Path) -> _Problem:
+    return _Problem()
 
 
 def _config(tmp_path: Path, name: str, **kw) -> SearchConfig:
@@ -76,13 +88,13 @@ def _config(tmp_path: Path, name: str, **kw) -> SearchConfig:
 
 class _Recorder:
     def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
+        self.events: list[Event] = []
 
-    def __call__(self, kind: str, data: dict) -> None:
-        self.events.append((kind, data))
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
 
     def last_counts(self) -> Counts:
-        return [d["counts"] for _k, d in self.events if "counts" in d][-1]
+        return [e.counts for e in self.events if isinstance(e, Counted)][-1]
 
 
 def test_counts_move_between_outcomes_and_read_alike():
@@ -111,13 +123,13 @@ def test_live_counts_equal_the_stored_counts_with_every_outcome(tmp_path, capsys
     live = recorder.last_counts()
     assert live == stored
     assert all(getattr(stored, name) > 0 for name in OUTCOMES), stored
-    assert any(k == "measured" and d["failure"] for k, d in recorder.events)
+    assert any(isinstance(e, MemberMeasured) and e.failure for e in recorder.events)
     assert stored.total == individuals == 24
     assert stored.evaluated == trained_rows  # what --max-evals counts
     # Cumulative everywhere: each generation line carries the running totals.
     generation_lines = [line for line in lines.getvalue().splitlines() if " done: " in line]
     assert generation_lines[-1].endswith(stored.text())
-    totals = [d["counts"].total for k, d in recorder.events if k == "generation"]
+    totals = [e.counts.total for e in recorder.events if isinstance(e, GenerationDone)]
     assert totals == [6, 12, 18, 24]
     # The same words and figures in `evo runs` (JSON keys and table) and the plot caption.
     code, out, _err = cli(capsys, "runs", str(tmp_path), "--json")
@@ -141,9 +153,9 @@ def test_a_resumed_search_starts_from_the_stored_counts(tmp_path):
     assert 2 <= at_stop.total < 6
     recorder = _Recorder()
     run_search(None, resume=tmp_path / "run", listeners=(recorder,), problem_factory=_factory)
-    kind, start = recorder.events[0]
-    assert kind == "start" and start["counts"] == at_stop
-    assert start["batch"] == {"generation": 0, "size": 6, "settled": at_stop.total}
+    start = recorder.events[0]
+    assert isinstance(start, SearchStarted) and start.counts == at_stop
+    assert start.batch == PendingBatch(generation=0, size=6, settled=at_stop.total)
     store = RunStore.open(tmp_path / "run", write=False)
     try:
         assert recorder.last_counts() == counts_of(store)
@@ -158,7 +170,7 @@ def test_networks_skipped_by_a_constraint_are_not_counted_as_trained(tmp_path, c
         SearchConfig(grammar="cnn_topology", dataset="digits", population=4, generations=0,
                      epochs=1, seed=5, export=(), bench=(), constraint=("params<=2e4",),
                      run_dir=str(tmp_path / "run")),
-        listeners=(recorder, LineReporter(lines)))
+        listeners=(recorder, LineReporter(lines)), problem_factory=problem_factory())
     store = RunStore.open(run_dir, write=False)
     try:
         statuses = [ev.status for ev in store.evaluations().values()]

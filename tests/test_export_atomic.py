@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from evo.post.benchrun import exported_models
-from evo.post.exporting import export_run, latest_exports, record_report
-from evo.run.exports import STAGING_PREFIX, checked_exports, staging_dir
+from evo.post.exporting import export_run, record_report
+from evo.run.exports import STAGING_PREFIX, checked_exports, latest_exports, staging_dir
 from evo.run.store import RunStore
 from export.manifest import read_manifest, verify_files
 from tests._runs_helpers import copy_run, tiny_digits_run

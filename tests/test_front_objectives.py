@@ -22,12 +22,13 @@ import torch
 
 from evo.arch import parse_arch, spec_to_text
 from evo.config import SearchConfig
+from evo.nas.problem import problem_factory
 from evo.report.front_measured import preferred
 from evo.report.front_plot import plot_data, plot_front
 from evo.report.front_text import format_ms, overlapping, spread_notes
 from evo.report.readable import integral_counts
+from evo.run.front import front_of
 from evo.run.store import RunStore
-from evo.search.engine import front_of
 from evo.search.loop import run_search
 from tests._runs_helpers import TINY, cli, copy_run, tiny_digits_run
 from tests._search_helpers import blocks_file, run_synthetic
@@ -41,7 +42,8 @@ LATENCY = "latency:ort:cpu"
 def latency_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished search on error and onnxruntime latency (4 members x 2 generations)."""
     run_dir = tmp_path_factory.mktemp("front-objectives") / "run"
-    run_search(SearchConfig(**{**TINY, "objectives": ("error", LATENCY)}, run_dir=str(run_dir)))
+    run_search(SearchConfig(**{**TINY, "objectives": ("error", LATENCY)}, run_dir=str(run_dir)),
+               problem_factory=problem_factory())
     return run_dir
 
 

@@ -15,8 +15,9 @@ from evo.config import SearchConfig
 from evo.errors import EvoError
 from evo.post.retrain import retrain
 from evo.report.front_plot import plot_data, plot_front
+from evo.run.front import front_of
 from evo.run.store import RunStore
-from evo.search.engine import Search, front_of
+from evo.search.engine import Search
 from evo.search.synthetic import SyntheticProblem
 from tests._runs_helpers import cli, copy_run, tiny_digits_run
 from tests._search_helpers import blocks_file, run_synthetic

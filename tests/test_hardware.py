@@ -29,8 +29,8 @@ from hardware.latency import (
     summarize,
 )
 from hardware.models import inspect_model
+from hardware.onnx_identity import identity_onnx
 from hardware.runner import BenchResults, run_bench
-from hardware.sessions import identity_onnx
 from hardware.targets import (
     TESTED_ON_HARDWARE,
     Target,

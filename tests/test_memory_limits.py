@@ -205,11 +205,12 @@ def test_arch_show_within_the_limit_still_shows_the_network(capsys):
 SEARCH = r"""
 import sys
 from evo.config import SearchConfig
+from evo.nas.problem import problem_factory
 from evo.search.loop import run_search
 config = SearchConfig(grammar=sys.argv[1], dataset="digits", population=6, generations=0,
                       epochs=1, seed=3, export=(), bench=(), max_memory="2GB",
                       run_dir=sys.argv[2])
-run_search(config)
+run_search(config, problem_factory=problem_factory())
 # VmHWM: this process's own high-water mark (ru_maxrss survives exec: it would be pytest's).
 with open("/proc/self/status") as status:
     print("PEAK", next(int(l.split()[1]) * 1024 for l in status if l.startswith("VmHWM:")))

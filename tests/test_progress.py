@@ -6,6 +6,7 @@ the search's events only, and a smoothed ETA."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import io
 import itertools
 import os
@@ -27,7 +28,16 @@ from evo.report.progress_state import Eta, SearchStats
 from evo.report.rich_progress import RichReporter
 from evo.run.counts import Counts, counts_of
 from evo.run.store import RunStore
-from evo.search.engine import Job, Search, derive_seed
+from evo.search.contract import (
+    CandidateStarted,
+    EpochDone,
+    Event,
+    Job,
+    SearchStarted,
+    TrainingProgress,
+    derive_seed,
+)
+from evo.search.engine import Search
 from evo.search.executors import ProcessExecutor
 from evo.search.loop import run_search
 from evo.search.synthetic import SyntheticProblem
@@ -132,20 +142,20 @@ def test_rich_reporter_takes_a_resumed_run_from_the_start_event(tmp_path):
     search.tell(evaluate(jobs[0]))
     search.tell(evaluate(jobs[1]))
     search.close("interrupted")
-    events: list[tuple[str, dict]] = []
-    run_search(None, resume=tmp_path / "run", listeners=(lambda k, d: events.append((k, d)),),
+    events: list[Event] = []
+    run_search(None, resume=tmp_path / "run", listeners=(events.append,),
                problem_factory=synthetic_factory())
-    kind, start = events[0]
-    assert kind == "start" and start["counts"].total == 2
+    start = events[0]
+    assert isinstance(start, SearchStarted) and start.counts.total == 2
     # The view builds its bars from the event alone; it never opens run.db (gone here).
-    start = {**start, "run_dir": str(tmp_path / "elsewhere")}
+    start = dataclasses.replace(start, run_dir=str(tmp_path / "elsewhere"))
     reporter = RichReporter(console=Console(file=_Terminal(), force_terminal=True))
     with reporter:
-        reporter("start", start)
+        reporter(start)
         task = reporter.progress.tasks[-1]
         assert task.description == "initial population"
         assert (task.completed, task.total) == (2, 6)
-    assert reporter.stats.counts == start["counts"] and reporter.stats.planned == 24
+    assert reporter.stats.counts == start.counts and reporter.stats.planned == 24
 
 
 def _imports(module: str) -> set[str]:
@@ -248,20 +258,19 @@ def test_training_reports_progress_within_an_epoch_without_changing_the_result()
     assert [r["batch"] for r in within if r["epoch"] == 1] == list(range(1, batches))
     assert all(r["images_per_second"] > 0 and 0 < r["loss"] < 10 for r in within)
     lines = RichReporter(console=Console(file=_Terminal(), force_terminal=True))
-    lines("candidate", {"member": 3, "epochs": 2})
-    lines("training", {"member": 3, **within[-1]})
+    lines(CandidateStarted(member=3, epochs=2))
+    lines(TrainingProgress(member=3, **within[-1]))
     task = lines.progress.tasks[-1]
     assert task.completed > 1 and "img/s" in task.fields["info"]
     assert f"batch {within[-1]['batch']}/{batches}" in task.fields["info"]
 
 
 def test_serial_training_reports_each_epoch_without_changing_the_result(tmp_path):
-    events: list[tuple[str, dict]] = []
+    events: list[Event] = []
     config = SearchConfig(grammar="cnn_topology", epochs=2, seed=3)
     phenotype = "conv(8, k=3) bn relu maxpool(2) gap"
     plain = TrainingProblem(config, tmp_path / "a")
-    watched = TrainingProblem(config, tmp_path / "b",
-                              progress=lambda kind, data: events.append((kind, data)))
+    watched = TrainingProblem(config, tmp_path / "b", progress=events.append)
     key, text = plain.candidate(phenotype)
     job = Job(7, key, text, derive_seed(3, key))
     started = time.perf_counter()
@@ -270,25 +279,25 @@ def test_serial_training_reports_each_epoch_without_changing_the_result(tmp_path
     assert time.perf_counter() - started < 60
     assert a.status == b.status == "ok"
     assert a.objectives == b.objectives and a.metrics["loss_curve"] == b.metrics["loss_curve"]
-    epochs = [(k, d) for k, d in events if k != "training"]  # within epochs: at most 1/s
-    assert [k for k, _d in epochs] == ["candidate", "epoch", "epoch"]
-    assert epochs[0][1] == {"member": 7, "epochs": 2}
-    assert [d["epoch"] for _k, d in epochs[1:]] == [1, 2]
-    assert epochs[-1][1]["val_accuracy"] == b.metrics["val_accuracy"]
-    assert epochs[-1][1]["loss"] == b.metrics["loss_curve"][-1]
+    epochs = [e for e in events if not isinstance(e, TrainingProgress)]  # those: at most 1/s
+    assert [type(e) for e in epochs] == [CandidateStarted, EpochDone, EpochDone]
+    assert epochs[0] == CandidateStarted(member=7, epochs=2)
+    assert [e.epoch for e in epochs[1:]] == [1, 2]
+    assert epochs[-1].val_accuracy == b.metrics["val_accuracy"]
+    assert epochs[-1].loss == b.metrics["loss_curve"][-1]
 
 
 def test_progress_of_a_worker_travels_to_the_driver(tmp_path):
     config = SearchConfig(grammar="cnn_topology", epochs=2, seed=3, workers=2)
     problem = TrainingProblem(config, tmp_path)
     key, text = problem.candidate("conv(8, k=3) bn relu maxpool(2) gap")
-    events: list[tuple[str, dict]] = []
+    events: list[Event] = []
     evaluator = problem.evaluator()
     assert evaluator.progress is None  # a listener is never pickled into a worker
-    with ProcessExecutor(evaluator, 1, lambda kind, data: events.append((kind, data))) as pool:
+    with ProcessExecutor(evaluator, 1, events.append) as pool:
         [result] = list(pool.run([Job(9, key, text, derive_seed(3, key))]))
     assert result.status == "ok"
-    epochs = [(k, d) for k, d in events if k != "training"]
-    assert [k for k, _d in epochs] == ["candidate", "epoch", "epoch"]
-    assert all(d["member"] == 9 for _k, d in events)
-    assert epochs[-1][1]["val_accuracy"] == result.metrics["val_accuracy"]
+    epochs = [e for e in events if not isinstance(e, TrainingProgress)]
+    assert [type(e) for e in epochs] == [CandidateStarted, EpochDone, EpochDone]
+    assert all(e.member == 9 for e in events)
+    assert epochs[-1].val_accuracy == result.metrics["val_accuracy"]

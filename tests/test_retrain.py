@@ -17,9 +17,9 @@ from evo.errors import EvoError
 from evo.net.checkpoint import load_checkpoint
 from evo.post.postsearch import final_retrain_step
 from evo.post.retrain import latest_retrains, retrain, retrain_records, retrain_seed
+from evo.run.front import front_of
 from evo.run.retrains import retrain_weights
 from evo.run.store import RunStore
-from evo.search.engine import front_of
 from tests._runs_helpers import cli, copy_run, tiny_digits_run
 from tests._search_helpers import blocks_file, run_synthetic
 
@@ -146,7 +146,7 @@ def test_unknown_or_untrained_members_name_the_valid_ids(run, tmp_path, capsys):
     with pytest.raises(EvoError, match="--seeds must be at least 1"):
         retrain(dest, None, seeds=0)
     store = RunStore.open(dest, write=False)
-    assert store.conn.execute("SELECT COUNT(*) FROM retrains").fetchone()[0] == 0
+    assert retrain_records(store) == []
     store.close(checkpoint=False)
 
 

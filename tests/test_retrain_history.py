@@ -27,6 +27,7 @@ from evo.net.checkpoint import load_checkpoint
 from evo.post.export_weights import member_weights
 from evo.post.retrain import retrain
 from evo.report.show import member_details
+from evo.run.front import front_of
 from evo.run.retrains import (
     commit_retrain,
     parse_retrain_weights_name,
@@ -35,7 +36,6 @@ from evo.run.retrains import (
     retrain_weights_name,
 )
 from evo.run.store import RunStore
-from evo.search.engine import front_of
 from tests._runs_helpers import cli, copy_run, tiny_digits_run
 
 torch.set_num_threads(1)

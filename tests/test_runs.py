@@ -14,8 +14,9 @@ from evo.config import SearchConfig
 from evo.errors import EvoError
 from evo.report.runs import find_runs, list_runs, summarize
 from evo.run.counts import OUTCOMES, counts_of
+from evo.run.front import front_of
 from evo.run.store import RunStore
-from evo.search.engine import Search, front_of
+from evo.search.engine import Search
 from evo.search.synthetic import SyntheticProblem
 from tests._runs_helpers import cli
 from tests._search_helpers import blocks_file, run_synthetic

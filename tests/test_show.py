@@ -15,8 +15,8 @@ from evo.errors import EvoError
 from evo.net.checkpoint import load_checkpoint
 from evo.post.retrain import retrain
 from evo.report.show import member_details, member_torch_source
+from evo.run.front import front_of
 from evo.run.store import RunStore
-from evo.search.engine import front_of
 from tests._runs_helpers import cli, copy_run, tiny_digits_run
 from tests._search_helpers import blocks_file, run_synthetic
 

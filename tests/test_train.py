@@ -19,7 +19,6 @@ from evo.net.checkpoint import load_checkpoint, save_checkpoint
 from evo.net.train import (
     TrainBudget,
     augment_batch,
-    derive_seed,
     evaluation_key,
     learning_rate,
     resolve_device,
@@ -154,12 +153,6 @@ def test_evaluation_key_names_everything_that_changes_weights(digits: Dataset) -
     ]
     keys = {evaluation_key(**(base | change)) for change in variants}
     assert len(keys) == len(variants) and key not in keys
-
-
-def test_derive_seed() -> None:
-    seed = derive_seed(7, "a" * 64)
-    assert seed == derive_seed(7, "a" * 64) and 0 <= seed < 2**63
-    assert seed != derive_seed(8, "a" * 64) and seed != derive_seed(7, "b" * 64)
 
 
 def test_augment_batch_is_a_crop_of_the_padded_image() -> None:

@@ -18,8 +18,10 @@ import pytest
 
 from evo.config import SearchConfig
 from evo.errors import EvoError
+from evo.nas.problem import problem_factory
+from evo.run.front import front_of
 from evo.run.store import RunStore
-from evo.search.engine import Job, Result, front_of
+from evo.search.contract import CandidateStarted, Event, Job, Result
 from evo.search.failures import MAX_RETRIES, machine_failure
 from evo.search.loop import run_search
 from evo.search.synthetic import SyntheticEvaluator, SyntheticProblem
@@ -59,16 +61,16 @@ def test_a_worker_killed_mid_training_is_retried_and_the_front_is_unchanged(
     reference = tiny_digits_run(tmp_path_factory)
     killed: list[int] = []
 
-    def kill_workers_once(kind: str, data: dict[str, Any]) -> None:
+    def kill_workers_once(event: Event) -> None:
         """On the first candidate a worker starts training: SIGKILL every worker."""
-        if kind == "candidate" and not killed:
-            killed.append(int(data["member"]))
+        if isinstance(event, CandidateStarted) and not killed:
+            killed.append(event.member)
             for child in multiprocessing.active_children():
                 if child.name.startswith("evo-worker"):
                     os.kill(child.pid, signal.SIGKILL)
 
     run_dir = run_search(SearchConfig(**TINY, workers=2, run_dir=str(tmp_path / "killed")),
-                         listeners=(kill_workers_once,))
+                         listeners=(kill_workers_once,), problem_factory=problem_factory())
     assert killed
     retried = [ev for ev in _evaluations(run_dir).values() if ev.metrics.get("retries")]
     assert retried, "no evaluation was retried"
@@ -98,7 +100,7 @@ class DiesOnMemberOneProblem(SyntheticProblem):
 def test_a_worker_that_dies_on_every_attempt_is_a_final_failure(tmp_path):
     config = SearchConfig(grammar=str(blocks_file(tmp_path)), population=6, generations=1,
                           seed=1, workers=2, run_dir=str(tmp_path / "dies"))
-    run_dir = run_search(config, problem_factory=lambda _d: lambda _c: DiesOnMemberOneProblem())
+    run_dir = run_search(config, problem_factory=lambda _c, _d: DiesOnMemberOneProblem())
     store = RunStore.open(run_dir, write=False)
     try:
         ev = store.evaluation(store.individual(1).eval_key)
@@ -126,14 +128,14 @@ class FileSizeLimit:
             resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
-def _small_files(run_dir: Path) -> Callable[[SearchConfig], Any]:
+def _small_files(config: SearchConfig, run_dir: Path) -> Any:
     from evo.nas.problem import TrainingProblem
 
     class SmallFiles(TrainingProblem):
         def evaluator(self) -> FileSizeLimit:  # type: ignore[override]
             return FileSizeLimit(super().evaluator(), 1024)
 
-    return lambda config: SmallFiles(config, run_dir)
+    return SmallFiles(config, run_dir)
 
 
 def test_a_write_error_leaves_candidates_unevaluated_and_resume_evaluates_them(tmp_path):
@@ -146,7 +148,7 @@ def test_a_write_error_leaves_candidates_unevaluated_and_resume_evaluates_them(t
     assert "--resume" in message
     run_dir = Path(config.run_dir)
     assert _evaluations(run_dir) == {}, "a machine failure was stored as a result"
-    run_search(None, resume=run_dir)
+    run_search(None, resume=run_dir, problem_factory=problem_factory())
     evaluations = _evaluations(run_dir)
     assert evaluations and all(ev.status == "ok" for ev in evaluations.values())
     assert all((run_dir / ev.weights).is_file() for ev in evaluations.values())

@@ -30,17 +30,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from evo.arch import (
-    BatchNorm,
-    Dropout,
-    DWSep,
-    InvertedResidual,
-    Pool,
-    ResolvedArch,
-    ResolvedLayer,
-    ir_hidden_channels,
-    se_channels,
-)
+from evo.arch.layers import BatchNorm, Dropout, DWSep, InvertedResidual, Pool
+from evo.arch.resolve import ResolvedArch, ResolvedLayer, ir_hidden_channels, se_channels
 from evo.errors import EvoError
 
 BYTES_PER_VALUE = 4  # float32 weights and activations

@@ -25,7 +25,8 @@ from evo.errors import EvoError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from evo.post.benchrun import ImportOutcome, RunBench
+    from evo.post.bench_import import ImportOutcome
+    from evo.post.benchrun import RunBench
     from hardware.latency import Measurement
     from hardware.runner import BenchFailure, BenchResults
 
@@ -139,7 +140,9 @@ def _run_dir_argument(paths: list[Path], importing: bool) -> Path | None:
     if len(paths) > 1:
         raise EvoError(f"{folders[0]}: a run folder must be the only PATH",
                        "bench one run folder, or model files")
-    if not (folders[0] / "run.db").is_file():
+    from evo.run.layout import is_run_dir
+
+    if not is_run_dir(folders[0]):
         raise EvoError(f"{folders[0]}: neither a model file nor a run folder (no run.db)",
                        "give .onnx/.xml files or a folder written by evo search")
     return folders[0]
@@ -216,13 +219,15 @@ def print_run_results(results: RunBench) -> None:
     console.print("test acc: accuracy of each exported file on the run's test split "
                   "(from the export); MB = 10^6 bytes", highlight=False)
     console.print(f"host: {results.host.summary()}", highlight=False)
-    console.print(f"recorded in {results.run_dir / 'run.db'} (measurements)", highlight=False)
+    from evo.run.layout import db_path
+
+    console.print(f"recorded in {db_path(results.run_dir)} (measurements)", highlight=False)
     if results.protocol == "quick":
         console.print("[yellow]quick protocol: for ranking inside a search, not for reporting.[/]")
 
 
 def _import(run_dir: Path, results_file: Path, as_json: bool) -> None:
-    from evo.post.benchrun import import_results
+    from evo.post.bench_import import import_results
 
     outcome = import_results(run_dir, results_file)
     if as_json:

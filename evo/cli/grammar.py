@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -72,14 +73,98 @@ def _load(name_or_path: str):
     return grammar
 
 
+SAMPLE_SIZE = 50  # derivations ``evo grammar check`` maps and parses, at most
+SAMPLE_SEED = 0
+SAMPLE_BATCH = 10
+SAMPLE_CODONS = 50_000  # no further batch once this many codons were drawn: check stays fast
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What a sample of a grammar's derivations showed."""
+
+    derivations: int  # drawn
+    mapped: int  # valid derivations (within the depth and wrap limits)
+    architectures: int  # phenotypes that parse as architectures
+    first_error: str | None  # why the first one that is not an architecture is not
+
+    def to_json(self) -> dict[str, Any]:
+        return {"derivations": self.derivations, "mapped": self.mapped,
+                "architectures": self.architectures, "first_error": self.first_error}
+
+
+def sample_architectures(g: Any, max_wraps: int, max_tree_depth: int,
+                         seed: int = SAMPLE_SEED) -> Sample:
+    """Map genomes drawn the way a search draws its first generation (sensible initialisation
+    with the search's defaults) and parse their phenotypes as architectures. A grammar can be
+    well formed and still produce only text the architecture language refuses; a search over
+    it would train nothing, so ``check`` says so before a search starts. Up to
+    ``SAMPLE_SIZE`` genomes, in batches, fewer when their codons pass ``SAMPLE_CODONS``."""
+    import numpy as np
+
+    from evo.arch import ArchParseError, parse_arch
+    from evo.config import SearchConfig
+    from evo.ge.mapper import map_genome
+    from evo.ge.operators import GEConfig, sensible_initialisation
+
+    defaults = SearchConfig()
+    cfg = GEConfig(codon_size=defaults.codon_size, max_wraps=max_wraps,
+                   max_tree_depth=max_tree_depth, min_init_depth=defaults.min_init_depth,
+                   max_init_depth=defaults.max_init_depth)
+    rng = np.random.default_rng(seed)
+    drawn = mapped = parsed = codons = 0
+    first_error = None
+    while drawn < SAMPLE_SIZE and codons < SAMPLE_CODONS:
+        for genome in sensible_initialisation(g, rng, SAMPLE_BATCH, cfg):
+            drawn += 1
+            codons += len(genome)
+            d = map_genome(g, genome, max_wraps, max_tree_depth)
+            problem = d.reason or "invalid derivation"
+            if d.valid:
+                mapped += 1
+                try:
+                    parse_arch(d.phenotype or "")
+                except ArchParseError as exc:
+                    shown = " ".join((d.phenotype or "").split())
+                    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+                    problem = f"{shown!r} does not parse: {exc}"
+                else:
+                    parsed += 1
+                    continue
+            first_error = first_error or problem
+    return Sample(drawn, mapped, parsed, first_error)
+
+
+def _refuse_unparseable(source: str, sample: Sample, max_wraps: int, max_tree_depth: int
+                        ) -> None:
+    """No sampled derivation is an architecture: a search would stop at its first generation."""
+    if sample.architectures:
+        return
+    if not sample.mapped:
+        hint = (f"no derivation fits --max-tree-depth {max_tree_depth} and --max-wraps "
+                f"{max_wraps}: make the grammar shallower or give larger limits (here and to "
+                "evo search)")
+    else:
+        hint = ("phenotypes must be text of the architecture language "
+                "(docs/architecture-language.md), e.g. conv(16, k=3) relu gap")
+    raise EvoError(f"{source}: none of {sample.derivations} sampled derivations is an "
+                   f"architecture; the first: {sample.first_error}", hint)
+
+
 @grammar_app.command("check")
 def check(
     grammar: str = typer.Argument(..., help="Shipped grammar name (e.g. cnn_full) or .bnf path."),
+    max_wraps: int = _wraps_option(),
+    max_tree_depth: int | None = _depth_option(),
+    max_depth: int | None = _depth_alias(),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Validate a grammar: rules, recursion, minimum depths and the size of the space."""
+    """Validate a grammar: rules, recursion, minimum depths, the size of the space, and a
+    sample of derivations parsed as architectures (exit 2 when none is one)."""
+    depth = _tree_depth(max_tree_depth, max_depth)
     g = _load(grammar)
     size = g.space_size()
+    sample = sample_architectures(g, max_wraps, depth)
     rules = [
         {
             "rule": name,
@@ -93,8 +178,10 @@ def check(
         log10 = None if size.infinite or size.log10 == float("inf") else size.log10
         typer.echo(json.dumps({"source": g.source, "start": g.start, "rules": rules,
                                "space_size": size.to_json(), "space_size_log10": log10,
-                               "min_depth": g.min_depth(), "warnings": list(g.warnings)},
+                               "min_depth": g.min_depth(), "warnings": list(g.warnings),
+                               "sample": sample.to_json()},
                               indent=2))
+        _refuse_unparseable(g.source, sample, max_wraps, depth)
         return
     from rich.console import Console
     from rich.table import Table
@@ -110,6 +197,13 @@ def check(
     trees = "derivation tree" if size.exact == 1 else "derivation trees"
     space = "infinite (recursive)" if size.infinite else f"{size} {trees}"
     console.print(f"space: {space}; minimum tree depth {g.min_depth()}")
+    console.print(f"sample: {sample.architectures} of {sample.derivations} derivations parse as "
+                  f"architectures (sensible initialisation, seed {SAMPLE_SEED})",
+                  highlight=False, soft_wrap=True)
+    if sample.first_error and sample.architectures:
+        console.print(f"first that does not: {sample.first_error}", highlight=False,
+                      markup=False, soft_wrap=True)
+    _refuse_unparseable(g.source, sample, max_wraps, depth)
 
 
 @grammar_app.command("sample")

@@ -76,52 +76,43 @@ def _build_config(config_file: Path | None, values: dict[str, Any]) -> SearchCon
     return SearchConfig.from_dict(data).check()
 
 
-def _resume_config(run_dir: Path, config_file: Path | None,
-                   given: dict[str, Any]) -> SearchConfig | None:
-    """The stored configuration with the file's and the command line's changes, checked like
-    a new one (a run resumed on a smaller machine may need fewer --workers); None when nothing
-    was changed."""
-    from evo.run.store import RunStore
-
-    store = RunStore.open(run_dir, write=False)
-    try:
-        base = dict(store.meta("config") or {})
-    finally:
-        store.close(checkpoint=False)
-    if config_file:
-        base.update({k.replace("-", "_"): v for k, v in load_toml(config_file).items()})
-    base.update(given)
-    config = SearchConfig.from_dict(base).check()
-    return config if given or config_file else None
+def _resume_changes(config_file: Path | None, values: dict[str, Any]) -> dict[str, Any]:
+    """What ``--resume`` is asked to change: the file's keys, then the options given on the
+    command line (the search merges them into the stored configuration, refusing any that
+    would change the run's results)."""
+    changes: dict[str, Any] = load_toml(config_file) if config_file else {}
+    changes.update({k: v for k, v in values.items() if v not in (None, False, [])})
+    return changes
 
 
 def search(config_file: Path | None, resume: Path | None, no_export: bool, no_bench: bool,
            **values: Any) -> None:
     """Evolve CNNs: NSGA-II over a grammar, every result kept in the run folder."""
+    from evo.nas.problem import problem_factory
     from evo.report.progress import make_reporter
+    from evo.run.layout import default_run_dir
     from evo.search.loop import run_search
 
     if no_export:
         values["export"] = ()
     if no_bench:
         values["bench"] = ()
+    config, changes = None, None
     if resume is not None:
-        given = {k: v for k, v in values.items() if v not in (None, False, [])}
-        config = _resume_config(resume, config_file, given)
+        changes = _resume_changes(config_file, values)
     else:
-        from evo.search.loop import default_run_dir
-
         config = _build_config(config_file, values)
         if config.run_dir is None:
-            config = config.replace(run_dir=str(default_run_dir(config)))
+            config = config.replace(run_dir=str(default_run_dir(config.grammar, config.dataset,
+                                                                config.seed)))
     quiet = bool(values.get("quiet"))
     reporter, display = make_reporter(quiet)
     listeners = () if reporter is None else (reporter,)
     live = reporter if display is reporter else None  # per-epoch events for the live view
     try:
         with display:
-            run_dir = run_search(config, resume=resume, listeners=listeners,
-                                 problem_factory=_problem_factory(live))
+            run_dir = run_search(config, resume=resume, changes=changes, listeners=listeners,
+                                 problem_factory=problem_factory(live))
     except KeyboardInterrupt:
         where = resume or (config.run_dir if config else None) or "RUN_DIR"
         typer.echo(f"evo: interrupted; finished evaluations are saved. Continue with: "
@@ -131,20 +122,6 @@ def search(config_file: Path | None, resume: Path | None, no_export: bool, no_be
     print_front(run_dir, as_json=False)
 
 
-def _problem_factory(progress: Any) -> Any:
-    """The training problem; a live display also gets per-epoch events (serial runs only)."""
-
-    def for_run_dir(run_dir: Path) -> Any:
-        def make(config: SearchConfig) -> Any:
-            from evo.nas.problem import TrainingProblem
-
-            return TrainingProblem(config, run_dir, progress=progress)
-
-        return make
-
-    return for_run_dir
-
-
 def _post_search(run_dir: Path, quiet: bool) -> None:
     """Steps after the search proper (retrain, export, bench) registered by later modules."""
     from evo.post import postsearch
@@ -152,7 +129,9 @@ def _post_search(run_dir: Path, quiet: bool) -> None:
     postsearch.run_all(run_dir, quiet)
 
 
-def _search_command() -> Any:
+def search_command() -> Any:
+    """``evo search`` as a typer command: the fixed options, then one option per
+    :class:`SearchConfig` field."""
     extra = [
         inspect.Parameter("config_file", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],  # noqa: UP045
                           default=typer.Option(None, "--config", help="TOML file; keys are the "
@@ -285,6 +264,6 @@ def _writing(path: Path, option: str) -> Iterator[None]:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("search", help=search.__doc__)(_search_command())
+    app.command("search", help=search.__doc__)(search_command())
     app.command("front")(front)
 

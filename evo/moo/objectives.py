@@ -8,6 +8,9 @@ bytes, ms, fraction).
 
 Violation is relative (``value / limit - 1``), so a network 10 % over its parameter budget and
 one 10 % over its latency budget are equally infeasible, whatever their units.
+
+A search parses its strings once, through ``SearchConfig.objective_specs`` and
+``constraint_specs``; everything after that passes the typed values on.
 """
 
 from __future__ import annotations

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evo.errors import EvoError
-from evo.moo.objectives import parse_constraint, parse_objectives
+from evo.moo.objectives import Constraint
+from evo.run.layout import candidate_onnx_path, relative_name, resolve_stored
 from evo.run.store import Evaluation
-from evo.search.engine import Measured
+from evo.search.contract import Measured
 
 if TYPE_CHECKING:
     from torch import nn
@@ -55,10 +56,10 @@ class MeasuredNeeds:
             LATENCY_PREFIX + t for t in self.targets)
 
 
-def needs_of(objectives: Iterable[str], constraints: Iterable[str]) -> MeasuredNeeds:
-    """The measured quantities named by ``objectives`` and ``constraints`` (already valid)."""
-    names = list(parse_objectives(list(objectives))) + [
-        parse_constraint(c).name for c in constraints]
+def needs_of(objectives: Iterable[str], constraints: Iterable[Constraint]) -> MeasuredNeeds:
+    """The measured quantities named by ``objectives`` and ``constraints``, as parsed once by
+    ``SearchConfig.objective_specs`` and ``constraint_specs``."""
+    names = list(objectives) + [c.name for c in constraints]
     targets: list[str] = []
     for name in names:
         if name.startswith(LATENCY_PREFIX):
@@ -110,10 +111,6 @@ def measurement_context(infos: Iterable[TargetInfo]) -> dict[str, Any]:
         "protocol": SEARCH_PROTOCOL,
         "threads": SEARCH_THREADS,
     }
-
-
-def onnx_path(run_dir: Path, key: str) -> Path:
-    return run_dir / "models" / f"{key[:24]}.onnx"
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, int, int], path: Path) -> int:
@@ -173,12 +170,12 @@ def measure_evaluation(run_dir: Path, needs: MeasuredNeeds, infos: tuple[TargetI
     if path is None:
         if not evaluation.weights:
             return Measured(failure="no ONNX file and no weights to export it from")
-        path = onnx_path(run_dir, evaluation.key)
+        path = candidate_onnx_path(run_dir, evaluation.key)
         try:
-            export_checkpoint_onnx(run_dir / evaluation.weights, path)
+            export_checkpoint_onnx(resolve_stored(run_dir, evaluation.weights), path)
         except Exception as exc:  # an exporter failure is this candidate's, not the run's
             return Measured(failure=f"ONNX export failed: {_first_line(exc)}")
-        metrics["onnx"] = str(path.relative_to(run_dir))
+        metrics["onnx"] = relative_name(run_dir, path)
     size = path.stat().st_size
     metrics["onnx_bytes"] = size
     if ONNX_BYTES in missing:
@@ -212,7 +209,7 @@ def _stored_onnx(run_dir: Path, evaluation: Evaluation) -> Path | None:
     stored = evaluation.metrics.get("onnx")
     if not stored:
         return None
-    path = run_dir / stored
+    path = resolve_stored(run_dir, stored)
     return path if path.is_file() else None
 
 

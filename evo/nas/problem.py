@@ -23,7 +23,7 @@ from evo.arch.memory import SCORING_BATCH, memory_limit
 from evo.config import SearchConfig
 from evo.data.dataset import Dataset, load_dataset
 from evo.errors import EvoError
-from evo.moo.objectives import parse_constraint
+from evo.moo.objectives import Constraint
 from evo.nas.measured import (
     MeasuredNeeds,
     check_target_names,
@@ -31,7 +31,6 @@ from evo.nas.measured import (
     measure_evaluation,
     measurement_context,
     needs_of,
-    onnx_path,
     resolve_targets,
 )
 from evo.net.train import (
@@ -41,8 +40,19 @@ from evo.net.train import (
     resolve_device,
     train_candidate,
 )
+from evo.run.layout import candidate_onnx_path, candidate_weights_path, relative_name
 from evo.run.store import Evaluation
-from evo.search.engine import Job, Measured, Result
+from evo.search.contract import (
+    CandidateStarted,
+    EpochDone,
+    Job,
+    Listener,
+    Measured,
+    ProblemFactory,
+    Result,
+    Status,
+    TrainingProgress,
+)
 from evo.search.failures import machine_failure
 
 _DATASETS: dict[tuple[str, str | None, int, str | None], Dataset] = {}
@@ -78,10 +88,6 @@ def run_dataset(run_dir: Path, described: dict[str, Any] | None, config: SearchC
     return dataset
 
 
-def weights_path(run_dir: Path, key: str) -> Path:
-    return run_dir / "models" / f"{key[:24]}.pt"
-
-
 @dataclass(frozen=True)
 class TrainingEvaluator:
     """Trains one candidate per call; hard limits on params/MACs skip training altogether."""
@@ -93,7 +99,7 @@ class TrainingEvaluator:
     device: str
     threads: int
     run_dir: str
-    constraints: tuple[str, ...] = ()
+    constraints: tuple[Constraint, ...] = ()  # SearchConfig.constraint_specs
     test_set: str | None = None
     # Set when objectives or constraints name onnx_bytes or latency:*: the trained network is
     # exported to RUN_DIR/models/<key[:24]>.onnx here, in the worker (latency is timed later,
@@ -102,14 +108,12 @@ class TrainingEvaluator:
     # Bytes one training may use (--max-memory); a candidate estimated above it is skipped
     # before anything is built (evo.arch.memory).
     max_memory_bytes: int | None = None
-    # Receives ``candidate``, ``epoch`` and (within an epoch) ``training`` events, shaped like
-    # search events, for the progress view; not pickled into workers: their executor gives
-    # each worker's copy a sender to the driver (``with_progress``).
-    progress: Callable[[str, dict[str, Any]], None] | None = field(
-        default=None, compare=False, repr=False)
+    # Receives CandidateStarted, EpochDone and (within an epoch) TrainingProgress events for
+    # the progress view; not pickled into workers: their executor gives each worker's copy a
+    # sender to the driver (``with_progress``).
+    progress: Listener | None = field(default=None, compare=False, repr=False)
 
-    def with_progress(self, report: Callable[[str, dict[str, Any]], None]
-                      ) -> TrainingEvaluator:
+    def with_progress(self, report: Listener) -> TrainingEvaluator:
         """This evaluator, reporting the progress of its trainings to ``report``."""
         return dataclasses.replace(self, progress=report)
 
@@ -125,7 +129,7 @@ class TrainingEvaluator:
 
     def prepare(self) -> None:
         """Load the dataset before a job's clock starts (once per process; see
-        evo.search.executors.Prepares)."""
+        evo.search.contract.Prepares)."""
         dataset_for(self.dataset, self.data_dir, self.split_seed, self.test_set)
 
     def __call__(self, job: Job) -> Result:
@@ -135,7 +139,7 @@ class TrainingEvaluator:
         skip = self._memory_refusal(resolved, dataset) or self._precheck(resolved)
         if skip is not None:
             reason, objectives = skip
-            return Result(job.key, job.individual_id, "skipped", reason, objectives, {},
+            return Result(job.key, job.individual_id, Status.SKIPPED, reason, objectives, {},
                           device=None, threads=self.threads,
                           seconds=time.perf_counter() - started)
         out = train_candidate(resolved, dataset, self.budget, device=self.device,
@@ -146,18 +150,18 @@ class TrainingEvaluator:
         if out.ok and out.state_dict is not None:
             from evo.net.checkpoint import save_checkpoint
 
-            path = weights_path(Path(self.run_dir), job.key)
+            path = candidate_weights_path(Path(self.run_dir), job.key)
             save_checkpoint(path, resolved.canonical_text(), dataset.input_shape,
                             dataset.num_classes, dataset.mean, dataset.std, dataset.class_names,
                             out.state_dict)
-            weights = str(path.relative_to(self.run_dir))
+            weights = relative_name(Path(self.run_dir), path)
         metrics = dict(out.metrics)
         objectives = dict(out.objectives)
         status, reason = out.status, out.reason or None
         if out.ok and out.state_dict is not None and self.measured is not None:
             failure = self._export_onnx(job, resolved, out.state_dict, objectives, metrics)
             if failure is not None:
-                status, reason = "failed", failure
+                status, reason = Status.FAILED, failure
         return Result(job.key, job.individual_id, status, reason, objectives, metrics,
                       device=str(metrics.get("device", "")), threads=self.threads,
                       seconds=time.perf_counter() - started, weights=weights)
@@ -169,7 +173,7 @@ class TrainingEvaluator:
 
         assert self.measured is not None
         exported = time.perf_counter()
-        path = onnx_path(Path(self.run_dir), job.key)
+        path = candidate_onnx_path(Path(self.run_dir), job.key)
         try:
             model = build_model(resolved)
             model.load_state_dict(state_dict)
@@ -179,21 +183,34 @@ class TrainingEvaluator:
                 raise  # a full disk is the machine's: the job is retried (evo.search.failures)
             lines = str(exc).strip().splitlines()
             return f"ONNX export failed: {type(exc).__name__}: {lines[0] if lines else ''}"
-        metrics.update({"onnx": str(path.relative_to(self.run_dir)), "onnx_bytes": size,
+        metrics.update({"onnx": relative_name(Path(self.run_dir), path), "onnx_bytes": size,
                         "onnx_export_seconds": time.perf_counter() - exported})
         if self.measured.onnx_bytes:
             objectives["onnx_bytes"] = float(size)
         return None
 
     def _epoch_listener(self, job: Job, resolved: Any) -> Callable[[dict[str, Any]], None] | None:
+        """Announce the candidate, then turn training's progress dicts (evo.net.train) into
+        this member's typed events."""
         listener = self.progress
         if listener is None:
             return None
         member = job.individual_id
-        listener("candidate", {"member": member,
-                               "epochs": self.budget.epochs_for(resolved.recipe.epochs_mult)})
-        return lambda data: listener("training" if "batch" in data else "epoch",
-                                     {"member": member, **data})
+        listener(CandidateStarted(member=member,
+                                  epochs=self.budget.epochs_for(resolved.recipe.epochs_mult)))
+
+        def report(data: dict[str, Any]) -> None:
+            if "batch" in data:  # within an epoch
+                listener(TrainingProgress(
+                    member=member, epoch=data["epoch"], epochs=data["epochs"],
+                    batch=data["batch"], batches=data["batches"], loss=data["loss"],
+                    images_per_second=data["images_per_second"], seconds=data["seconds"]))
+            else:
+                listener(EpochDone(member=member, epoch=data["epoch"], epochs=data["epochs"],
+                                   loss=data["loss"], seconds=data["seconds"],
+                                   val_accuracy=data.get("val_accuracy")))
+
+        return report
 
     def _memory_refusal(self, resolved: Any, dataset: Dataset
                         ) -> tuple[str, dict[str, float]] | None:
@@ -211,8 +228,7 @@ class TrainingEvaluator:
         return f"{reason}; not trained", {"params": float(estimate.params)}
 
     def _precheck(self, resolved: Any) -> tuple[str, dict[str, float]] | None:
-        limits = [parse_constraint(c) for c in self.constraints]
-        limits = [c for c in limits if c.name in ("params", "macs")]
+        limits = [c for c in self.constraints if c.name in ("params", "macs")]
         if not limits:
             return None
         from evo.net.model import build_model, count_macs, count_params
@@ -231,7 +247,7 @@ class TrainingProblem:
     """Architectures from the grammar, trained on one dataset with one budget."""
 
     def __init__(self, config: SearchConfig, run_dir: Path,
-                 progress: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+                 progress: Listener | None = None) -> None:
         self.config = config
         self.run_dir = run_dir
         self.progress = progress
@@ -248,7 +264,7 @@ class TrainingProblem:
         bench = check_target_names(config.bench, "--bench")
         if config.export and bench != check_target_names(SearchConfig().bench, "--bench"):
             resolve_targets(bench, "--bench")
-        self.measured = needs_of(config.objectives, config.constraint)
+        self.measured = needs_of(config.objective_specs, config.constraint_specs)
         self.targets = resolve_targets(self.measured.targets, "latency objective or constraint")
         self.measurement = measurement_context(self.targets) if self.targets else None
 
@@ -289,10 +305,22 @@ class TrainingProblem:
             split_seed=self.config.seed, test_set=self.config.test_set, budget=self.budget,
             device=self.config.device,
             threads=self.threads, run_dir=str(self.run_dir),
-            constraints=tuple(self.config.constraint), max_memory_bytes=self.max_memory,
+            constraints=self.config.constraint_specs, max_memory_bytes=self.max_memory,
             measured=self.measured if self.measured.any else None,
             # In-process only: with several workers or a time limit (which runs even one
             # candidate in a worker) progress travels over the worker's pipe instead.
             progress=self.progress if self.config.workers <= 1 and
             self.config.candidate_timeout is None else None,
         )
+
+
+def problem_factory(progress: Listener | None = None) -> ProblemFactory:
+    """The one way evo makes the problem of a run (the CLI and the Python API pass it to
+    :func:`evo.search.loop.run_search`): training on the configuration's dataset, in
+    ``run_dir``; on ``--resume`` from the stored configuration. ``progress`` receives the
+    events of trainings run in this process (a live view)."""
+
+    def make(config: SearchConfig, run_dir: Path) -> TrainingProblem:
+        return TrainingProblem(config, run_dir, progress=progress)
+
+    return make

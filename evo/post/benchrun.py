@@ -5,8 +5,7 @@ Why this module exists: ``hardware`` measures model files and knows nothing of r
 exported files in ``run.db`` (the newest export of each format), measures them on targets, and
 records every result in the ``measurements`` table, where ``evo front`` (see
 :mod:`evo.report.front_measured`) and ``evo bench RUN_DIR`` read them. Results measured on an edge
-box by ``python -m hardware bench --out`` are matched to members by the sha256 of the model
-files and kept with that device's host.
+box are brought in by :mod:`evo.post.bench_import`.
 """
 
 from __future__ import annotations
@@ -19,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from evo.config import SearchConfig
 from evo.errors import EvoError
+from evo.run.layout import model_file_name, resolve_stored
 from evo.run.store import RunStore
 
 if TYPE_CHECKING:
     from hardware.host import HostInfo
     from hardware.latency import Measurement
-    from hardware.runner import BenchFailure
     from hardware.targets import TargetInfo
 
 Say = Callable[[str], None]
@@ -60,18 +59,13 @@ def exported_models(store: RunStore, eval_keys: Iterable[str] | None = None,
                     latest: bool = True) -> list[ExportedModel]:
     """Exported artifacts with status ok, by member and format order; ``latest`` keeps only
     the newest export of each format per network (an older one's files were overwritten)."""
-    import json
-
     from evo.run.exports import export_problem, repair
 
     repair(store)  # finish the swaps of a killed export first
     wanted = None if eval_keys is None else set(eval_keys)
-    rows = store.conn.execute(
-        "SELECT e.*, i.eval_key AS eval_key FROM exports e JOIN individuals i"
-        " ON i.id = e.individual_id ORDER BY e.id").fetchall()
-    chosen: dict[tuple[str, str], Any] = {}
-    every: list[Any] = []
-    for row in rows:
+    chosen: dict[tuple[str, str], dict[str, Any]] = {}
+    every: list[dict[str, Any]] = []
+    for row in store.exports():
         if row["eval_key"] is None or (wanted is not None and row["eval_key"] not in wanted):
             continue
         chosen[(row["eval_key"], row["format"])] = row
@@ -80,19 +74,18 @@ def exported_models(store: RunStore, eval_keys: Iterable[str] | None = None,
     for row in chosen.values() if latest else every:
         if row["status"] != "ok" or not row["path"]:
             continue
-        details = json.loads(row["details"])
+        details = row["details"]
         if export_problem(store.run_dir, row["path"], details) is not None:
             continue  # its files are missing or not yet in place (an interrupted export)
         files = tuple(details.get("files") or ())
-        model_file = next((f["name"] for f in files
-                           if str(f["name"]).lower().endswith((".onnx", ".xml"))), None)
+        model_file = model_file_name([str(f["name"]) for f in files])
         if model_file is None:
             continue
         out.append(ExportedModel(
             export_id=int(row["id"]), member=int(row["individual_id"]),
             eval_key=row["eval_key"], format=row["format"],
-            path=store.run_dir / row["path"] / model_file, size_bytes=row["bytes"],
-            test_accuracy=row["accuracy"], files=files))
+            path=resolve_stored(store.run_dir, row["path"]) / model_file,
+            size_bytes=row["bytes"], test_accuracy=row["accuracy"], files=files))
     return sorted(out, key=lambda m: (m.member, _format_order(m.format), m.export_id))
 
 
@@ -232,7 +225,7 @@ def bench_run(
                                                 Measurement.from_dict(previous[key]), reused=True)
                         else:
                             m = measure(model.path, info, chosen, threads)
-                            _record(store, model, m, "local")
+                            record_measurement(store, model, m, "local")
                             result = PairResult(model, info.name, m)
                     except HardwareError as exc:
                         result = PairResult(model, info.name, error=str(exc))
@@ -245,7 +238,9 @@ def bench_run(
         store.close()
 
 
-def _record(store: RunStore, model: ExportedModel, m: Measurement, source: str) -> None:
+def record_measurement(store: RunStore, model: ExportedModel, m: Measurement,
+                       source: str) -> None:
+    """One ``measurements`` row for ``model`` (``source``: ``local`` or ``import``)."""
     with store.transaction() as conn:
         store.add_measurement(
             conn, individual_id=model.member, format=model.format, target=m.target,
@@ -266,110 +261,6 @@ def _previous(store: RunStore) -> dict[tuple[Any, ...], dict[str, Any]]:
     return out
 
 
-# ---------------------------------------------------------------- importing
-
-
-@dataclass(frozen=True)
-class ImportOutcome:
-    """What ``evo bench --import`` did with a results file."""
-
-    source: Path
-    host: HostInfo
-    imported: tuple[tuple[ExportedModel, Measurement], ...]
-    already: tuple[tuple[ExportedModel, Measurement], ...]  # identical rows were there
-    unmatched: tuple[Measurement, ...]
-    failures: tuple[BenchFailure, ...]  # pairs the device could not measure
-
-    def to_dict(self) -> dict[str, Any]:
-        def pair(model: ExportedModel, m: Measurement) -> dict[str, Any]:
-            return {**model.to_dict(), "target": m.target, "median_ms": m.latency.median_ms,
-                    "p90_ms": m.latency.p90_ms, "protocol": m.protocol.name,
-                    "measurement": m.to_dict()}
-
-        return {"source": str(self.source), "host": self.host.to_dict(),
-                "imported": [pair(*p) for p in self.imported],
-                "already_imported": [pair(*p) for p in self.already],
-                "unmatched": [{"model": m.model.path, "sha256": m.model.sha256,
-                               "target": m.target} for m in self.unmatched],
-                "device_failures": [f.to_dict() for f in self.failures]}
-
-
-def model_digest(model: ExportedModel) -> str | None:
-    """The sha256 ``hardware`` computes for this artifact (over all its files, model file
-    first), or None when it cannot be known.
-
-    For a single-file ONNX that is the manifest's sha256 of the file; for IR (``.xml`` +
-    ``.bin``) it is computed from the files on disk, once they are checked against the
-    manifest's per-file sha256 (so a file overwritten by a later export is not mistaken for
-    this one).
-    """
-    if len(model.files) == 1:
-        return str(model.files[0]["sha256"])
-    from export.manifest import file_entry
-    from hardware.errors import HardwareError
-    from hardware.models import inspect_model
-
-    folder = model.path.parent
-    for entry in model.files:
-        path = folder / entry["name"]
-        if not path.is_file():
-            return None
-        actual = file_entry(path)
-        if actual.sha256 != entry["sha256"] or actual.bytes != entry["bytes"]:
-            return None
-    try:
-        return inspect_model(model.path).sha256
-    except HardwareError:
-        return None
-
-
-def import_results(run_dir: Path, results_file: Path) -> ImportOutcome:
-    """Bring a results file written by ``python -m hardware bench --out`` into the run.
-
-    Each measurement is matched to an exported artifact of the run by the sha256 of its model
-    files and recorded with ``source = 'import'`` and the device's host description. Importing
-    the same file twice adds nothing. None matching at all is an error (exit code 2).
-    """
-    from hardware.runner import BenchResults
-
-    results = BenchResults.load(results_file)
-    run_dir = Path(run_dir)
-    store = RunStore.open(run_dir, write=True)
-    try:
-        by_digest: dict[str, ExportedModel] = {}
-        for model in exported_models(store, latest=False):  # newest export wins a tie
-            digest = model_digest(model)
-            if digest is not None:
-                by_digest[digest] = model
-        seen = {(row["individual_id"], row["format"], row["target"],
-                 row["details"].get("measured_utc"), row["host"].get("fingerprint"))
-                for row in store.measurements() if row["source"] == "import"}
-        imported, already, unmatched = [], [], []
-        for m in results.measurements:
-            model = by_digest.get(m.model.sha256)
-            if model is None:
-                unmatched.append(m)
-                continue
-            key = (model.member, model.format, m.target, m.measured_utc, m.host.fingerprint)
-            if key in seen:
-                already.append((model, m))
-                continue
-            _record(store, model, m, "import")
-            seen.add(key)
-            imported.append((model, m))
-        if results.measurements and not imported and not already:
-            names = ", ".join(sorted({Path(m.model.path).name for m in unmatched}))
-            raise EvoError(
-                f"{results_file}: none of its models ({names}) is an exported model of "
-                f"{run_dir} (matched by the sha256 of the files)",
-                f"measure the files under {run_dir}/export/<member>/<format>/ exactly as "
-                "exported; a re-export replaces them")
-        return ImportOutcome(Path(results_file), results.host, tuple(imported), tuple(already),
-                             tuple(unmatched), results.failures)
-    finally:
-        store.close()
-
-
 # ---------------------------------------------------------------- after a search
 
 
@@ -385,7 +276,7 @@ def bench_step(run_dir: Path, config: SearchConfig, say: Say) -> None:
     if not config.export:
         say("bench: skipped, nothing was exported (--no-export)")
         return
-    from evo.search.engine import front_of
+    from evo.run.front import front_of
     from hardware.errors import HardwareError
     from hardware.targets import resolve_target
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evo.errors import EvoError
+from evo.run.layout import resolve_stored
 from evo.run.retrains import RetrainRecord, retrain_weights
 from evo.run.store import Individual, RunStore
 
@@ -83,7 +84,7 @@ def _member_ids_hint(store: RunStore) -> str:
 
 
 def _front(store: RunStore) -> list[tuple[Individual, Any]]:
-    from evo.search.engine import front_of
+    from evo.run.front import front_of
 
     return front_of(store)
 
@@ -133,7 +134,7 @@ def member_weights(store: RunStore, ind: Individual,
     if ev is None or not ev.weights:
         raise EvoError(f"{store.run_dir}: member {ind.id} has no trained weights to export",
                        "pick a member with a validation accuracy (evo front)")
-    path = store.run_dir / ev.weights
+    path = resolve_stored(store.run_dir, ev.weights)
     if not path.is_file():
         raise EvoError(f"{store.run_dir}: member {ind.id}'s weights {ev.weights} are missing",
                        "the models/ folder was changed; retrain the member (evo retrain)")

@@ -10,7 +10,6 @@ and the step after ``evo search`` both call :func:`export_run`, so they cannot d
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -24,6 +23,7 @@ import numpy as np
 from evo.config import SearchConfig
 from evo.errors import EvoError
 from evo.post.export_weights import MemberWeights, choose_members, member_weights
+from evo.run.layout import export_dir, export_member_dir, stored_path
 from evo.run.store import RunStore
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from export.results import ArtifactResult, ExportReport
 
 Say = Callable[[str], None]
-EXPORT_DIR = "export"
 
 
 @dataclass(frozen=True)
@@ -85,13 +84,6 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _stored_path(run_dir: Path, path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(run_dir.resolve()))
-    except ValueError:
-        return str(path.resolve())
-
-
 def _parity_value(row: ArtifactResult) -> float | None:
     """The ``exports.parity`` column: the largest |artifact - torch| over all parity inputs."""
     if row.parity is None:
@@ -112,30 +104,14 @@ def record_report(store: RunStore, member: int, report: ExportReport,
             details = {**row_dict, "torch_accuracy": report.torch_accuracy,
                        "evaluation_samples": report.evaluation_samples, "source": source}
             if staging is not None:
-                details["staging"] = _stored_path(store.run_dir, staging)
-            cur = conn.execute(
-                "INSERT INTO exports (individual_id, format, status, reason, path, bytes,"
-                " accuracy, parity, details, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (member, row.format, row.status, row.reason,
-                 _stored_path(store.run_dir, row.directory),
-                 row.size_bytes if row.files else None,
-                 None if row.accuracy is None else row.accuracy.accuracy,
-                 _parity_value(row), json.dumps(details, sort_keys=True, default=str),
-                 time.time()))
-            ids.append(int(cur.lastrowid))
+                details["staging"] = stored_path(store.run_dir, staging)
+            ids.append(store.add_export(
+                conn, individual_id=member, format=row.format, status=row.status,
+                reason=row.reason, path=stored_path(store.run_dir, row.directory),
+                bytes=row.size_bytes if row.files else None,
+                accuracy=None if row.accuracy is None else row.accuracy.accuracy,
+                parity=_parity_value(row), details=details))
     return ids
-
-
-def latest_exports(store: RunStore) -> dict[str, dict[str, dict[str, Any]]]:
-    """The newest export row of each format, per network (evaluation key); a row whose files
-    are not in place reads ``missing`` (evo.run.exports)."""
-    from evo.run.exports import checked_exports
-
-    latest: dict[str, dict[str, dict[str, Any]]] = {}
-    for row in checked_exports(store):
-        if row["eval_key"] is not None:
-            latest.setdefault(row["eval_key"], {})[row["format"]] = row
-    return latest
 
 
 # ---------------------------------------------------------------- exporting
@@ -227,7 +203,7 @@ def export_run(
             raise EvoError("--retrain N names a retrain of one member",
                            "pass it with exactly one --member (and without --front)")
         weights = [member_weights(store, ind, retrain) for ind in chosen]
-        base = Path(out_dir) if out_dir is not None else run_dir / EXPORT_DIR
+        base = Path(out_dir) if out_dir is not None else export_dir(run_dir)
         _check_writable(base)
         repair(store, base)  # what an earlier, killed export left half done
         dataset = run_dataset(store, config)
@@ -257,7 +233,7 @@ def export_run(
                     calibration=data.calibration, evaluation=data.evaluation,
                     validation=data.validation, class_names=checkpoint.class_names,
                     mean=checkpoint.mean, std=checkpoint.std, source=source,
-                    options=options), base / str(choice.member))
+                    options=options), export_member_dir(base, choice.member))
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)  # nothing recorded: nothing kept
                 raise
@@ -346,25 +322,3 @@ def export_checkpoint(
         class_names=checkpoint.class_names, mean=checkpoint.mean, std=checkpoint.std,
         source=source, options=options)
     return report, source
-
-
-def add_export_column(store: RunStore, rows: list[dict[str, Any]]) -> None:
-    """Front column: each member's newest export per format (``exports`` in ``--json``, a
-    short ``export`` column in the table)."""
-    latest = latest_exports(store)
-    for row in rows:
-        ind = store.individual(int(row["member"]))
-        formats = latest.get(ind.eval_key or "") if ind is not None else None
-        if not formats:
-            continue
-        row["exports"] = {
-            name: {"status": item["status"], "bytes": item["bytes"],
-                   "accuracy": item["accuracy"], "path": item["path"], "reason": item["reason"]}
-            for name, item in formats.items()
-        }
-        ok = [name for name, item in formats.items() if item["status"] == "ok"]
-        failed = [name for name, item in formats.items() if item["status"] != "ok"]
-        text = ", ".join(ok) if len(ok) <= 2 else f"{len(ok)} formats ok"
-        if failed:
-            text = (text + "; " if ok else "") + f"FAILED {', '.join(failed)}"
-        row.setdefault("extra", {})["export"] = text

@@ -1,6 +1,6 @@
-"""The steps that follow a search (final retrain, export, benchmark) and the front columns
-they add. Kept in one place so ``evo search`` runs them in a fixed order and ``evo front``
-shows what they recorded."""
+"""The steps that follow a search (final retrain, export, benchmark), kept in one place so
+``evo search`` runs them in a fixed order. Each records its results in run.db; the columns
+``evo front`` shows for them are :mod:`evo.report.front_columns`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 from evo.config import SearchConfig
 from evo.run.store import RunStore
 
-FrontColumn = Callable[[RunStore, list[dict[str, Any]]], None]
 Say = Callable[[str], None]
 Step = Callable[[Path, SearchConfig, Say], None]
 
@@ -38,15 +37,6 @@ def steps() -> list[Step]:
         # 3. Benchmark of the exported front (--bench): quick-protocol latency per target.
         bench_step,
     ]
-
-
-def front_columns() -> list[FrontColumn]:
-    """Columns post-search steps add to ``evo front`` rows, in step order."""
-    from evo.post.exporting import add_export_column
-    from evo.report.front_measured import add_latency_column
-    from evo.report.front_table import add_test_accuracy
-
-    return [add_test_accuracy, add_export_column, add_latency_column]
 
 
 def _silent(_text: str) -> None:

@@ -24,20 +24,21 @@ from typing import Any
 from evo.arch.memory import SCORING_BATCH, estimate_training, memory_limit, refusal
 from evo.config import SearchConfig
 from evo.errors import EvoError
+from evo.run.front import front_of
+from evo.run.layout import pending_retrain_path
 from evo.run.retrains import (
     RetrainRecord,
     commit_retrain,
     latest_retrains,
-    pending_weights_path,
+    member_ids_hint,
     retrain_records,
     sweep_retrain_orphans,
 )
 from evo.run.store import Individual, RunStore
-from evo.search.engine import front_of
 
-# Readers of the history (evo front, its plot, evo show) import these from here as well.
-__all__ = ["RetrainOutcome", "RetrainRecord", "latest_retrains", "retrain", "retrain_records",
-           "retrain_seed"]
+# The history itself is evo.run.retrains'; callers of a retrain use these names from here too.
+__all__ = ["RetrainOutcome", "RetrainRecord", "latest_retrains", "member_ids_hint", "retrain",
+           "retrain_records", "retrain_seed"]
 
 Listener = Callable[[str, dict[str, Any]], None]
 
@@ -71,11 +72,6 @@ def retrain_seed(run_seed: int, key: str, index: int) -> int:
 
 
 # ---------------------------------------------------------------- choosing members
-
-
-def member_ids_hint(store: RunStore) -> str:
-    count = store.count_individuals()
-    return f"member ids of this run are 1 to {count}" if count else "this run has no members yet"
 
 
 def chosen_members(store: RunStore, members: Sequence[int] | None) -> list[Individual]:
@@ -191,7 +187,7 @@ def _retrain_one(store: RunStore, config: SearchConfig, dataset: Any, ind: Indiv
         return RetrainOutcome(ind.id, "failed", too_large, None, **facts)
     budget = TrainBudget(epochs=epochs)
     per_seed: list[dict[str, Any]] = []
-    pending = pending_weights_path(store.run_dir, ind.id)
+    pending = pending_retrain_path(store.run_dir, ind.id)
     kept: Path | None = None
     try:
         for index in range(seeds):

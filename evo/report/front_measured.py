@@ -15,9 +15,9 @@ quick one (a quick figure imported later never replaces a full one), then the ne
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from evo.run.layout import same_file_name
 from evo.run.store import RunStore
 
 # Which format a front column shows for a target when several were measured: FP32 first.
@@ -44,7 +44,7 @@ def in_search(measurement: dict[str, Any], search_onnx: str | None) -> bool:
     if not search_onnx or measurement["source"] != "local":
         return False
     path = ((measurement.get("details") or {}).get("model") or {}).get("path")
-    return path is not None and Path(str(path)).name == Path(search_onnx).name
+    return path is not None and same_file_name(path, search_onnx)
 
 
 def preferred(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -27,10 +27,11 @@ from typing import Any
 
 from evo.errors import EvoError
 from evo.moo.objectives import Constraint
-from evo.post.retrain import latest_retrains
 from evo.run.counts import Counts, counts_of
+from evo.run.front import front_of
+from evo.run.retrains import latest_retrains
+from evo.run.status import Status
 from evo.run.store import Evaluation, RunStore
-from evo.search.engine import front_of
 
 FORMATS = (".png", ".svg")
 
@@ -135,7 +136,7 @@ def _searched(ev: Evaluation, objectives: tuple[str, ...]) -> dict[str, float]:
     a network not trained or failed stands at error 1."""
     values = {name: float(ev.objectives[name]) for name in objectives
               if ev.objectives.get(name) is not None}
-    if "error" in objectives and ev.status != "ok":
+    if "error" in objectives and ev.status != Status.OK:
         values["error"] = 1.0
     return values
 
@@ -161,11 +162,11 @@ def plot_data(store: RunStore) -> PlotData:
     points = []
     for ev in sorted(evaluations.values(), key=lambda e: e.individual_id):
         values = _searched(ev, objectives)
-        if ev.status == "ok":
+        if ev.status == Status.OK:
             violation = sum(c.violation(ev.objectives.get(c.name)) for c in constraints)
             kind = "feasible" if violation == 0 else "infeasible"
         else:
-            kind = "skipped" if ev.status == "skipped" else "failed"
+            kind = "skipped" if ev.status == Status.SKIPPED else "failed"
         points.append(Point(ev.individual_id, values, kind))
     retrains = latest_retrains(store)
     front = []

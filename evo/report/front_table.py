@@ -3,11 +3,10 @@
 The searched objectives come first and as the search saw them (``objectives``; a latency
 objective also keeps its in-search spread, p10 and p90, under ``objective_spread``): those are
 the numbers the Pareto ranks were computed from. Post-search steps add their own columns
-through :func:`evo.post.postsearch.front_columns` (test accuracy after a retrain here, exports,
-latencies measured after export in :mod:`evo.report.front_measured`); they never overwrite a
-searched
-value. Phenotypes are given as canonical architecture text and counts as integers
-(:mod:`evo.report.readable`). This module also writes the rows as CSV for spreadsheets and papers.
+(:mod:`evo.report.front_columns`: test accuracy after a retrain, exports, latencies measured
+after export); they never overwrite a searched value. Phenotypes are given as canonical
+architecture text and counts as integers (:mod:`evo.report.readable`). This module also writes
+the rows as CSV for spreadsheets and papers.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from evo.post.retrain import latest_retrains
+from evo.report.front_columns import front_columns
 from evo.report.readable import canonical_phenotype, integral_counts
 from evo.run.store import Evaluation, RunStore
 
@@ -34,8 +33,7 @@ _CSV_FIRST = ("member", "generation", "params", "macs", "val_accuracy", "val_ima
 
 def front_rows(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(one dict per front member, facts about the run), JSON-ready."""
-    from evo.post.postsearch import front_columns
-    from evo.search.engine import front_of
+    from evo.run.front import front_of
 
     store = RunStore.open(Path(run_dir), write=False)
     try:
@@ -80,25 +78,6 @@ def searched_spread(ev: Evaluation, objectives: Iterable[str]) -> dict[str, dict
             out[name] = {key: entry.get(key)
                          for key in (*SPREAD_KEYS, "protocol", "threads", "runs")}
     return out
-
-
-def add_test_accuracy(store: RunStore, rows: list[dict[str, Any]]) -> None:
-    """Front column: the newest retrain of each member's network (test accuracy mean and
-    sample standard deviation over seeds, and the number of test images behind them)."""
-    latest = latest_retrains(store)
-    for row in rows:
-        ind = store.individual(int(row["member"]))
-        record = latest.get(ind.eval_key) if ind is not None and ind.eval_key else None
-        if record is None:
-            continue
-        row.update({
-            "test_accuracy": record.test_accuracy_mean,
-            "test_accuracy_std": record.test_accuracy_std,
-            "test_images": record.test_total,
-            "retrain_seeds": record.seeds,
-            "retrain_epochs": record.epochs,
-            "retrained_weights": record.weights,
-        })
 
 
 def format_test_accuracy(row: dict[str, Any]) -> str:

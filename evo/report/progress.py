@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TextIO
 
@@ -22,8 +21,17 @@ from evo.report.progress_state import (
     start_text,
 )
 from evo.report.rich_progress import RichReporter
-
-Listener = Callable[[str, dict[str, Any]], None]
+from evo.search.contract import (
+    BatchStarted,
+    Event,
+    GenerationDone,
+    Listener,
+    MemberMeasured,
+    Notice,
+    ResultArrived,
+    SearchDone,
+    SearchStarted,
+)
 
 
 def make_reporter(quiet: bool, stream: TextIO | None = None
@@ -42,8 +50,8 @@ def make_reporter(quiet: bool, stream: TextIO | None = None
 
 
 class LineReporter:
-    """Listener for :class:`evo.search.engine.Search` events that prints one line per event; the
-    progress inside a candidate (epochs, batches) is left to the live view."""
+    """Listener for a search's events that prints one line per event; the progress inside a
+    candidate (epochs, batches) is left to the live view."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
@@ -54,18 +62,19 @@ class LineReporter:
         self.stream.write(f"[{elapsed:7.1f}s] {text}\n")
         self.stream.flush()
 
-    def __call__(self, kind: str, data: dict[str, Any]) -> None:
-        if kind == "start":
-            self._print(start_text(data))
-        elif kind == "batch":
-            self._print(f"{batch_label(data['generation'])}: {data['size']} individuals")
-        elif kind == "result":
-            self._print(f"  {result_text(data['result'])}")
-        elif kind == "generation":
-            self._print(generation_text(data))
-        elif kind == "done":
-            self._print(f"search finished: {data['reason']}")
-        elif kind == "measured":
-            self._print(f"  {measured_text(data)}")
-        elif kind == "step":
-            self._print(data["text"])
+    def __call__(self, event: Event) -> None:
+        match event:
+            case SearchStarted():
+                self._print(start_text(event))
+            case BatchStarted(generation=generation, size=size):
+                self._print(f"{batch_label(generation)}: {size} individuals")
+            case ResultArrived(result=result):
+                self._print(f"  {result_text(result)}")
+            case GenerationDone():
+                self._print(generation_text(event))
+            case SearchDone(reason=reason):
+                self._print(f"search finished: {reason}")
+            case MemberMeasured():
+                self._print(f"  {measured_text(event)}")
+            case Notice(text=text):
+                self._print(text)

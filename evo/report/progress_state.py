@@ -4,7 +4,7 @@ the status line (counts, front, hypervolume, a smoothed ETA).
 Both views (plain lines in :mod:`evo.report.progress`, live bars in
 :mod:`evo.report.rich_progress`) import
 this module and nothing of each other. Every figure comes from the events the search sends
-(:meth:`evo.search.engine.Search.emit`): the counts travel with the events, so a view never reads
+(typed, :mod:`evo.search.contract`): the counts travel with the events, so a view never reads
 ``run.db`` and cannot disagree with ``evo runs`` (both use :mod:`evo.run.counts`).
 """
 
@@ -12,9 +12,17 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
 
 from evo.run.counts import Counts
+from evo.search.contract import (
+    EpochDone,
+    GenerationDone,
+    MemberMeasured,
+    Result,
+    SearchStarted,
+    Status,
+    TrainingProgress,
+)
 
 # Weight of the newest evaluation in the smoothed time per evaluation: small, so one long
 # candidate moves the ETA by a tenth of its excess instead of doubling it.
@@ -36,9 +44,9 @@ def duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-def result_text(r: Any) -> str:
+def result_text(r: Result) -> str:
     """One evaluation result as a person reads it."""
-    if r.status == "ok":
+    if r.status == Status.OK:
         acc = r.metrics.get("val_accuracy")
         images = r.metrics.get("val_total")
         of = f" of {images}" if images else ""
@@ -50,45 +58,43 @@ def result_text(r: Any) -> str:
     return f"member {r.individual_id}: {what}{secs}"
 
 
-def measured_text(data: dict[str, Any]) -> str:
+def measured_text(event: MemberMeasured) -> str:
     """One line for a driver-side measurement (latency, ONNX size) of a member."""
-    if data.get("failure"):
-        return f"member {data['member']}: measurement failed: {data['failure']}"
+    if event.failure:
+        return f"member {event.member}: measurement failed: {event.failure}"
     values = ", ".join(f"{k} {v:.4g}{' ms' if k.startswith('latency') else ''}"
-                       for k, v in data["objectives"].items())
-    return f"member {data['member']}: {values}"
+                       for k, v in event.objectives.items())
+    return f"member {event.member}: {values}"
 
 
-def start_text(data: dict[str, Any]) -> str:
-    cfg = data["config"]
-    return (f"run {data['run_dir']}: grammar {cfg.grammar}, dataset {cfg.dataset}, "
+def start_text(event: SearchStarted) -> str:
+    cfg = event.config
+    return (f"run {event.run_dir}: grammar {cfg.grammar}, dataset {cfg.dataset}, "
             f"population {cfg.population}, generations {cfg.generations}, "
-            f"objectives {','.join(cfg.objectives)}, workers {data['workers']}")
+            f"objectives {','.join(cfg.objectives)}, workers {event.workers}")
 
 
 def batch_label(generation: int) -> str:
     return "initial population" if generation == 0 else f"generation {generation}"
 
 
-def generation_text(data: dict[str, Any]) -> str:
+def generation_text(event: GenerationDone) -> str:
     """``generation 2 done: front 4, hypervolume 0.7777, trained 14, cached 0, ...``."""
-    return (f"generation {data['generation']} done: front {data['front']}, hypervolume "
-            f"{data['hypervolume']:.4f}, {data['counts'].text()}")
+    return (f"generation {event.generation} done: front {event.front}, hypervolume "
+            f"{event.hypervolume:.4f}, {event.counts.text()}")
 
 
-def training_text(data: dict[str, Any]) -> str:
-    """Progress inside one candidate's epoch (a ``training`` event)."""
-    return (f"epoch {data['epoch']}/{data['epochs']} · batch {data['batch']}/{data['batches']}"
-            f" · loss {data['loss']:.4f} · {data['images_per_second']:,.0f} img/s")
+def training_text(event: TrainingProgress) -> str:
+    """Progress inside one candidate's epoch."""
+    return (f"epoch {event.epoch}/{event.epochs} · batch {event.batch}/{event.batches}"
+            f" · loss {event.loss:.4f} · {event.images_per_second:,.0f} img/s")
 
 
-def epoch_text(data: dict[str, Any]) -> str:
-    """A finished epoch of one candidate (an ``epoch`` event)."""
-    parts = [f"epoch {data['epoch']}/{data['epochs']}", f"loss {data['loss']:.4f}"]
-    for split in ("val", "test"):
-        acc = data.get(f"{split}_accuracy")
-        if acc is not None:
-            parts.append(f"{split} acc {acc:.2%}")
+def epoch_text(event: EpochDone) -> str:
+    """A finished epoch of one candidate."""
+    parts = [f"epoch {event.epoch}/{event.epochs}", f"loss {event.loss:.4f}"]
+    if event.val_accuracy is not None:
+        parts.append(f"val acc {event.val_accuracy:.2%}")
     return " · ".join(parts)
 
 
@@ -149,15 +155,15 @@ class SearchStats:
         self.eta = Eta(self.started)
         self._shown: tuple[float, float] | None = None  # (ETA shown, when)
 
-    def start(self, data: dict[str, Any], now: float | None = None) -> None:
-        """Take a ``start`` event: the plan, and the totals of a resumed run."""
-        cfg = data["config"]
+    def start(self, event: SearchStarted, now: float | None = None) -> None:
+        """Take the start of a search: the plan, and the totals of a resumed run."""
+        cfg = event.config
         self.started = time.monotonic() if now is None else now
         self.planned = cfg.population * (cfg.generations + 1)
         self.max_evals = cfg.max_evals
         self.max_time_s = cfg.max_time * 60 if cfg.max_time is not None else None
-        self.front, self.hypervolume = data.get("front"), data.get("hypervolume")
-        self.update(data["counts"], now)
+        self.front, self.hypervolume = event.front, event.hypervolume
+        self.update(event.counts, now)
 
     def update(self, counts: Counts, now: float | None = None) -> None:
         self.counts = counts

@@ -15,6 +15,7 @@ opens the run's database.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from evo.report.progress_state import (
@@ -26,6 +27,20 @@ from evo.report.progress_state import (
     result_text,
     start_text,
     training_text,
+)
+from evo.search.contract import (
+    BatchStarted,
+    CandidateStarted,
+    Counted,
+    EpochDone,
+    Event,
+    GenerationDone,
+    MemberMeasured,
+    Notice,
+    ResultArrived,
+    SearchDone,
+    SearchStarted,
+    TrainingProgress,
 )
 
 
@@ -72,6 +87,13 @@ class RichReporter:
         self.generation_task: Any = None
         self.batch_base = 0  # individuals settled before the current batch
         self.candidate_tasks: dict[int, Any] = {}
+        self.handlers: dict[type[Event], Callable[[Any], None]] = {
+            SearchStarted: self._on_start, BatchStarted: self._on_batch,
+            CandidateStarted: self._on_candidate, TrainingProgress: self._on_training,
+            EpochDone: self._on_epoch, ResultArrived: self._on_result,
+            GenerationDone: self._on_generation, SearchDone: self._on_done,
+            MemberMeasured: self._on_measured, Notice: self._on_notice,
+        }
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> RichReporter:
@@ -84,11 +106,10 @@ class RichReporter:
     def _line(self, text: str) -> None:
         self.progress.console.print(text, highlight=False, markup=False)
 
-    def _update_counts(self, data: dict[str, Any]) -> None:
+    def _update_counts(self, event: Event | None = None) -> None:
         """Take the counts an event carries; move the search and generation bars."""
-        counts = data.get("counts")
-        if counts is not None:
-            self.stats.update(counts)
+        if isinstance(event, Counted):
+            self.stats.update(event.counts)
         done = self.stats.counts.total
         if self.search_task is not None:
             self.progress.update(self.search_task, total=max(self.stats.planned, 1),
@@ -97,25 +118,25 @@ class RichReporter:
             self.progress.update(self.generation_task, completed=done - self.batch_base)
 
     # -- events ----------------------------------------------------------------------------
-    def __call__(self, kind: str, data: dict[str, Any]) -> None:
-        handler = getattr(self, f"_on_{kind}", None)
+    def __call__(self, event: Event) -> None:
+        handler = self.handlers.get(type(event))
         if handler is None:
             return
         try:
-            handler(data)
+            handler(event)
         except Exception as exc:  # a display bug must never fail a candidate or the search
             self._line(f"(progress display error: {exc!r})")
 
-    def _on_start(self, data: dict[str, Any]) -> None:
-        self.stats.start(data)
-        self._line(start_text(data))
+    def _on_start(self, event: SearchStarted) -> None:
+        self.stats.start(event)
+        self._line(start_text(event))
         self.search_task = self.progress.add_task("search", total=max(self.stats.planned, 1),
                                                   info="")
-        batch = data.get("batch")
+        batch = event.batch
         if batch is not None:  # a resumed run continues an unfinished batch
-            self._new_generation(batch["generation"], batch["size"],
-                                 self.stats.counts.total - batch["settled"])
-        self._update_counts(data)
+            self._new_generation(batch.generation, batch.size,
+                                 self.stats.counts.total - batch.settled)
+        self._update_counts(event)
 
     def _new_generation(self, generation: int, size: int, base: int) -> None:
         if self.generation_task is not None:
@@ -124,57 +145,55 @@ class RichReporter:
         self.generation_task = self.progress.add_task(batch_label(generation),
                                                       total=max(size, 1), info="")
 
-    def _on_batch(self, data: dict[str, Any]) -> None:
-        self._line(f"{batch_label(data['generation'])}: {data['size']} individuals")
+    def _on_batch(self, event: BatchStarted) -> None:
+        self._line(f"{batch_label(event.generation)}: {event.size} individuals")
         settled_before = self.stats.counts.total
-        self._new_generation(data["generation"], data["size"], settled_before)
-        self._update_counts(data)
+        self._new_generation(event.generation, event.size, settled_before)
+        self._update_counts(event)
 
-    def _on_candidate(self, data: dict[str, Any]) -> None:
-        member = int(data["member"])
-        self.candidate_tasks[member] = self.progress.add_task(
-            f"  member {member}, epoch", total=max(int(data.get("epochs") or 1), 1),
-            info="training")
+    def _on_candidate(self, event: CandidateStarted) -> None:
+        self.candidate_tasks[event.member] = self.progress.add_task(
+            f"  member {event.member}, epoch", total=max(event.epochs, 1), info="training")
 
-    def _on_training(self, data: dict[str, Any]) -> None:
-        task = self.candidate_tasks.get(int(data["member"]))
+    def _on_training(self, event: TrainingProgress) -> None:
+        task = self.candidate_tasks.get(event.member)
         if task is not None:
-            done = data["epoch"] - 1 + data["batch"] / max(data["batches"], 1)
-            self.progress.update(task, completed=done, total=data["epochs"],
-                                 info=training_text(data))
+            done = event.epoch - 1 + event.batch / max(event.batches, 1)
+            self.progress.update(task, completed=done, total=event.epochs,
+                                 info=training_text(event))
 
-    def _on_epoch(self, data: dict[str, Any]) -> None:
-        task = self.candidate_tasks.get(int(data["member"]))
+    def _on_epoch(self, event: EpochDone) -> None:
+        task = self.candidate_tasks.get(event.member)
         if task is not None:
-            self.progress.update(task, completed=data["epoch"], total=data["epochs"],
-                                 info=epoch_text(data))
+            self.progress.update(task, completed=event.epoch, total=event.epochs,
+                                 info=epoch_text(event))
 
-    def _on_result(self, data: dict[str, Any]) -> None:
-        result = data["result"]
+    def _on_result(self, event: ResultArrived) -> None:
+        result = event.result
         task = self.candidate_tasks.pop(int(result.individual_id), None)
         if task is not None:
             self.progress.remove_task(task)
         self._line(f"  {result_text(result)}")
-        self._update_counts(data)
+        self._update_counts(event)
 
-    def _on_generation(self, data: dict[str, Any]) -> None:
-        self.stats.front = data["front"]
-        self.stats.hypervolume = data["hypervolume"]
+    def _on_generation(self, event: GenerationDone) -> None:
+        self.stats.front = event.front
+        self.stats.hypervolume = event.hypervolume
         if self.generation_task is not None:
             self.progress.remove_task(self.generation_task)
             self.generation_task = None
-        self._line(generation_text(data))
-        self._update_counts(data)
+        self._line(generation_text(event))
+        self._update_counts(event)
 
-    def _on_done(self, data: dict[str, Any]) -> None:
-        self._update_counts(data)
+    def _on_done(self, event: SearchDone) -> None:
+        self._update_counts(event)
         self.stats.finish()
-        self._update_counts({})
-        self._line(f"search finished: {data['reason']}")
+        self._update_counts()
+        self._line(f"search finished: {event.reason}")
 
-    def _on_measured(self, data: dict[str, Any]) -> None:
-        self._line(f"  {measured_text(data)}")
-        self._update_counts(data)
+    def _on_measured(self, event: MemberMeasured) -> None:
+        self._line(f"  {measured_text(event)}")
+        self._update_counts(event)
 
-    def _on_step(self, data: dict[str, Any]) -> None:
-        self._line(data["text"])
+    def _on_notice(self, event: Notice) -> None:
+        self._line(event.text)

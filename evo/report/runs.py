@@ -9,7 +9,6 @@ is only *running* while the kernel says its driver is alive.
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +18,10 @@ from evo.errors import EvoError
 from evo.report.readable import integral_counts
 from evo.run.check import RunDamaged
 from evo.run.counts import Counts, counts_of
-from evo.run.store import DB_NAME, RunLock, RunStore
+from evo.run.layout import DB_NAME, db_path
+from evo.run.lock import RunLock
+from evo.run.status import Status
+from evo.run.store import RunStore
 
 
 @dataclass(frozen=True)
@@ -74,20 +76,14 @@ def run_status(run_dir: Path, recorded: str | None) -> str:
 
 
 def _last_update(store: RunStore) -> float | None:
-    times = [store.meta("updated"), store.meta("created")]
-    for table in ("individuals", "evaluations", "generations", "retrains"):
-        try:
-            row = store.conn.execute(f"SELECT MAX(created) FROM {table}").fetchone()
-        except sqlite3.OperationalError:  # a table an older run lacks
-            continue
-        times.append(row[0])
+    times = [store.meta("updated"), store.meta("created"), store.last_row_time()]
     known = [float(t) for t in times if t is not None]
     return max(known) if known else None
 
 
 def summarize(run_dir: Path) -> RunSummary:
     """The summary of one run; an unreadable database is a row saying so, not an error."""
-    from evo.search.engine import front_of
+    from evo.run.front import front_of
 
     run_dir = Path(run_dir)
     try:
@@ -108,7 +104,7 @@ def summarize(run_dir: Path) -> RunSummary:
         if front:
             evs = [ev for _ind, ev in front]
         else:
-            evs = [ev for ev in store.evaluations().values() if ev.status == "ok"]
+            evs = [ev for ev in store.evaluations().values() if ev.status == Status.OK]
         accuracies = [(ev.metrics.get("val_accuracy"), ev.metrics.get("val_total")) for ev in evs
                       if isinstance(ev.metrics.get("val_accuracy"), int | float)]
         best = max(accuracies, key=lambda a: a[0]) if accuracies else (None, None)
@@ -129,7 +125,7 @@ def summarize(run_dir: Path) -> RunSummary:
         )
     except Exception as exc:  # one bad run is a row saying so, never the end of the listing
         return RunSummary(str(run_dir), "unreadable", None, None, None, None, None, 0, None,
-                          None, None, None, note=f"{run_dir / DB_NAME}: {exc}")
+                          None, None, None, note=f"{db_path(run_dir)}: {exc}")
     finally:
         store.close(checkpoint=False)
 

@@ -8,16 +8,14 @@ survived, other individuals that are the same network), retrains, exports and me
 
 from __future__ import annotations
 
-import contextlib
-import json
 from pathlib import Path
 from typing import Any
 
 from evo.errors import EvoError
-from evo.post.retrain import member_ids_hint
 from evo.report.readable import canonical_phenotype, integral_counts
 from evo.run.exports import checked_exports
-from evo.run.retrains import RetrainRecord, chosen_retrain, retrain_records
+from evo.run.layout import resolve_stored
+from evo.run.retrains import RetrainRecord, chosen_retrain, member_ids_hint, retrain_records
 from evo.run.store import Evaluation, Individual, RunStore
 
 
@@ -28,20 +26,6 @@ def _evaluation_dict(ev: Evaluation | None) -> dict[str, Any] | None:
             "evaluated_as_member": ev.individual_id, "objectives": ev.objectives,
             "metrics": ev.metrics, "device": ev.device, "threads": ev.threads,
             "seconds": ev.seconds, "weights": ev.weights}
-
-
-def _rows(store: RunStore, table: str, member: int) -> list[dict[str, Any]]:
-    """Rows of a per-member table (exports, measurements) with JSON columns decoded."""
-    rows = store.conn.execute(f"SELECT * FROM {table} WHERE individual_id = ? ORDER BY id",
-                              (member,)).fetchall()
-    out = []
-    for row in rows:
-        item = dict(row)
-        if isinstance(item.get("details"), str):
-            with contextlib.suppress(json.JSONDecodeError):
-                item["details"] = json.loads(item["details"])
-        out.append(item)
-    return out
 
 
 def _history(store: RunStore, ind: Individual,
@@ -63,17 +47,9 @@ def _history(store: RunStore, ind: Individual,
         if g == last:
             at = gen["population"].index(ind.id)
             on_front = gen["ranks"][at] == 0 and gen["violation"][at] == 0
-    same = []
-    if ind.eval_key is not None:
-        same = [r[0] for r in store.conn.execute(
-            "SELECT id FROM individuals WHERE eval_key = ? AND id != ? ORDER BY id",
-            (ind.eval_key, ind.id))]
-    children = [r[0] for r in store.conn.execute(
-        "SELECT id, parents FROM individuals WHERE generation > ? ORDER BY id",
-        (ind.generation,)) if ind.id in json.loads(r[1])]
     return {"generation": ind.generation, "origin": ind.origin, "parents": parents,
             "survived_generations": survived, "on_last_front": on_front,
-            "same_network_as": same, "children": children}
+            "same_network_as": store.same_network(ind), "children": store.children(ind)}
 
 
 def _network(store: RunStore, ind: Individual) -> tuple[dict[str, Any] | None, Any, str | None]:
@@ -160,7 +136,7 @@ def member_details(run_dir: Path, member: int) -> dict[str, Any]:
             "retrains": _retrains(store, ind),
             "exports": [row for row in checked_exports(store)  # missing files say so
                         if row["individual_id"] == ind.id],
-            "measurements": _rows(store, "measurements", ind.id),
+            "measurements": store.member_measurements(ind.id),
         })
     finally:
         store.close(checkpoint=False)
@@ -189,7 +165,7 @@ def member_torch_source(run_dir: Path, member: int, *, header: bool = False) -> 
         return source
     lines = [f"# Member {ind.id} of the evo run {run_dir} (written by `evo show --torch`)."]
     if ev is not None and ev.weights:
-        lines.append(f"# Weights from the search: {Path(run_dir) / ev.weights}")
+        lines.append(f"# Weights from the search: {resolve_stored(Path(run_dir), ev.weights)}")
     lines += _retrain_header(Path(run_dir), ind.id, retrain, count)
     if len(lines) > 1:
         lines += ["# evo checkpoints keep the weights under 'state_dict':",

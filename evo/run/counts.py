@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 
+from evo.run.status import Status
 from evo.run.store import Evaluation, Individual, RunStore
 
 OUTCOMES = ("trained", "cached", "skipped", "invalid", "failed")
@@ -84,9 +85,9 @@ def outcome(ind: Individual, ev: Evaluation | None) -> str | None:
         return None
     if ev.source != "trained" or ev.individual_id != ind.id:
         return "cached"
-    if ev.status == "ok":
+    if ev.status == Status.OK:
         return "trained"
-    if ev.status == "skipped":
+    if ev.status == Status.SKIPPED:
         return "skipped"
     return "failed"
 

@@ -18,31 +18,39 @@ import contextlib
 import dataclasses
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from evo.errors import EvoError
+from evo.run.layout import (
+    STAGING_PREFIX,
+    export_dir,
+    export_format_dir,
+    is_staging_dir,
+    resolve_stored,
+    staging_dir,
+    staging_final_dir,
+    staging_writer_pid,
+)
+from evo.run.lock import RunLock
 
 if TYPE_CHECKING:
     from evo.run.store import RunStore
     from export.results import ExportReport
 
-STAGING_PREFIX = ".staging-"  # <base>/.staging-<pid>-<token>-<member>/<format>/
+# Importers of this module use these names; the layout module owns them.
+__all__ = ["STAGING_PREFIX", "checked_exports", "export_problem", "latest_exports", "relocated",
+           "repair", "staging_dir", "swap_in"]
 _OLD = ".old"  # <staging>/<format>.old: the replaced folder, on its way out
-EXPORT_DIR = "export"
-
-
-def staging_dir(base: Path, member: int) -> Path:
-    """A fresh staging folder for one member, beside ``base/<member>``; its name carries the
-    writer's pid, so a folder whose writer is gone can be told from one still being built."""
-    return base / f"{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}-{member}"
 
 
 def relocated(report: ExportReport, final: Path) -> ExportReport:
     """``report`` as it reads once swapped in: every path under ``final`` instead of staging."""
     rows = tuple(dataclasses.replace(
-        row, directory=final / row.format,
-        manifest=None if row.manifest is None else final / row.format / row.manifest.name)
+        row, directory=export_format_dir(final, row.format),
+        manifest=None if row.manifest is None
+        else export_format_dir(final, row.format) / row.manifest.name)
         for row in report.rows)
     return dataclasses.replace(report, out_dir=final, rows=rows)
 
@@ -50,7 +58,7 @@ def relocated(report: ExportReport, final: Path) -> ExportReport:
 def swap_in(staging: Path) -> None:
     """Move every format folder of ``staging`` into its member folder by renames (replacing
     the old one), then remove ``staging``; safe to repeat after a kill at any point."""
-    final = _final_of(staging)
+    final = staging_final_dir(staging)
     final.mkdir(parents=True, exist_ok=True)
     for built in sorted(staging.iterdir()):
         if not built.is_dir() or built.name.endswith(_OLD):
@@ -63,10 +71,6 @@ def swap_in(staging: Path) -> None:
         os.rename(built, target)
     _sync(final)
     shutil.rmtree(staging, ignore_errors=True)
-
-
-def _final_of(staging: Path) -> Path:
-    return staging.parent / staging.name.rsplit("-", 1)[1]
 
 
 def _sync(folder: Path) -> None:
@@ -82,11 +86,8 @@ def _sync(folder: Path) -> None:
 def _writer_alive(staging: Path) -> bool:
     """True while the process that is building ``staging`` runs (this one never is: repairs
     run before it stages anything, and one process cannot hold the run lock twice)."""
-    try:
-        pid = int(staging.name[len(STAGING_PREFIX):].split("-", 1)[0])
-    except ValueError:
-        return False
-    if pid == os.getpid():
+    pid = staging_writer_pid(staging)
+    if pid is None or pid == os.getpid():
         return False
     try:
         os.kill(pid, 0)
@@ -99,8 +100,8 @@ def _writer_alive(staging: Path) -> bool:
 
 def _committed(store: RunStore) -> set[Path]:
     """Staging folders named by committed rows that still exist (swaps a kill interrupted)."""
-    return {store.run_dir / text for text in store.export_staging() if (store.run_dir / text)
-            .is_dir()}
+    return {resolve_stored(store.run_dir, text) for text in store.export_staging()
+            if resolve_stored(store.run_dir, text).is_dir()}
 
 
 def _orphans(base: Path, committed: set[Path]) -> list[Path]:
@@ -108,7 +109,7 @@ def _orphans(base: Path, committed: set[Path]) -> list[Path]:
     commit): the previous export is intact and these are deleted."""
     if not base.is_dir():
         return []
-    return [path for path in base.iterdir() if path.name.startswith(STAGING_PREFIX)
+    return [path for path in base.iterdir() if is_staging_dir(path)
             and path.resolve() not in {c.resolve() for c in committed}
             and not _writer_alive(path)]
 
@@ -118,7 +119,7 @@ def repair(store: RunStore, base: Path | None = None) -> None:
     the run's export folder and ``base``. Runs only under the run lock: a writer holds it, a
     reader takes it for the moment (and leaves things as they are while another command
     holds it: its rows then read as missing)."""
-    bases = {store.run_dir / EXPORT_DIR} | ({base} if base is not None else set())
+    bases = {export_dir(store.run_dir)} | ({base} if base is not None else set())
 
     def pending() -> tuple[set[Path], list[Path]]:
         committed = _committed(store)
@@ -143,9 +144,6 @@ def _run_lock(store: RunStore) -> Iterator[bool]:
     if store.lock is not None:
         yield True
         return
-    from evo.errors import EvoError
-    from evo.run.store import RunLock
-
     lock = RunLock(store.run_dir)
     try:
         lock.acquire()
@@ -164,9 +162,9 @@ def export_problem(run_dir: Path, path: str | None, details: dict[str, Any]) -> 
     if not path:
         return None
     staging = details.get("staging")
-    if staging and (run_dir / staging).is_dir():
+    if staging and resolve_stored(run_dir, staging).is_dir():
         return "its export was interrupted before the files were moved into place"
-    folder = run_dir / path
+    folder = resolve_stored(run_dir, path)
     for entry in details.get("files") or ():
         file = folder / str(entry.get("name"))
         if not file.is_file():
@@ -189,3 +187,13 @@ def checked_exports(store: RunStore) -> list[dict[str, Any]]:
                        "reason": f"files not in place: {problem} (export it again)"}
         rows.append(row)
     return rows
+
+
+def latest_exports(store: RunStore) -> dict[str, dict[str, dict[str, Any]]]:
+    """The newest export row of each format, per network (evaluation key); a row whose files
+    are not in place reads ``missing`` (:func:`checked_exports`)."""
+    latest: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in checked_exports(store):
+        if row["eval_key"] is not None:
+            latest.setdefault(row["eval_key"], {})[row["format"]] = row
+    return latest

@@ -9,9 +9,10 @@ agree on three things, so they live here once:
   share their retrains. The number is derived, not stored, so runs written before numbering
   existed read the same way.
 - **File naming.** A retrain's weights live in ``models/retrained-<member>-<number>.pt``
-  (:func:`retrain_weights_name`), a name no other retrain can take, so a later retrain never
-  replaces an earlier one's weights. Runs of older versions kept one file per member
-  (``models/retrained-<member>.pt``, owned by its newest retrain): still read, never swept.
+  (:func:`evo.run.layout.retrain_weights_name`), a name no other retrain can take, so a later
+  retrain never replaces an earlier one's weights. Runs of older versions kept one file per
+  member (``models/retrained-<member>.pt``, owned by its newest retrain): still read, never
+  swept.
 - **Attribution.** Weights are trained into a temporary file; :func:`commit_retrain` renames it
   to its final name inside the transaction that inserts the row, right before the commit. A kill
   anywhere before the commit leaves at most a file no row names (swept by
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import statistics
 import time
 from collections.abc import Mapping, Sequence
@@ -32,30 +32,26 @@ from pathlib import Path
 from typing import Any
 
 from evo.errors import EvoError
+from evo.run.layout import (
+    is_pending_retrain,
+    models_dir,
+    parse_retrain_weights_name,
+    resolve_stored,
+    retrain_weights_name,
+    retrain_weights_stored,
+)
 from evo.run.store import Individual, RunStore
 
-MODELS_DIR = "models"
-_NAME = re.compile(r"retrained-(\d+)-(\d+)\.pt")
-_PENDING_SUFFIX = ".pending.tmp"
+# The file names are the layout's; importers of this module use these names too.
+__all__ = ["RetrainRecord", "chosen_retrain", "commit_retrain", "latest_retrains",
+           "member_ids_hint", "parse_retrain_weights_name", "retrain_records", "retrain_weights",
+           "retrain_weights_name", "sweep_retrain_orphans"]
 
 
-def retrain_weights_name(member: int, number: int) -> str:
-    """Where retrain ``number`` (asked for as ``member``) keeps its weights, relative to the
-    run folder: the string stored in the row's ``weights`` column."""
-    return f"{MODELS_DIR}/retrained-{int(member)}-{int(number)}.pt"
-
-
-def parse_retrain_weights_name(name: str) -> tuple[int, int] | None:
-    """``(member, number)`` of a file name written by :func:`retrain_weights_name`, else
-    ``None`` (search weights, temporaries, and the one-file-per-member name of older runs)."""
-    match = _NAME.fullmatch(Path(name).name)
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def pending_weights_path(run_dir: Path, member: int) -> Path:
-    """The temporary file a retrain trains its weights into until its row is committed; it
-    ends in ``.tmp`` so the search's own sweep removes it too."""
-    return Path(run_dir) / MODELS_DIR / f".retrained-{int(member)}-{os.getpid()}{_PENDING_SUFFIX}"
+def member_ids_hint(store: RunStore) -> str:
+    """The ids a user may pass, for the hint of an unknown member."""
+    count = store.count_individuals()
+    return f"member ids of this run are 1 to {count}" if count else "this run has no members yet"
 
 
 @dataclass(frozen=True)
@@ -86,7 +82,7 @@ class RetrainRecord:
     def weights_path(self, run_dir: Path) -> Path | None:
         """The weights file this retrain owns, or ``None`` when the row names none (a retrain
         of an older evo whose file a later retrain replaced)."""
-        return Path(run_dir) / self.weights if self.weights else None
+        return resolve_stored(run_dir, self.weights) if self.weights else None
 
     def label(self, member: int | None = None) -> str:
         """``retrain 2 (3 epochs, 1 seed, train+validation)``; when shown for ``member``, a
@@ -204,7 +200,7 @@ def sweep_retrain_orphans(store: RunStore) -> list[Path]:
     """Delete what a killed retrain left: pending weights, and files named by
     :func:`retrain_weights_name` that no row names (renamed, then killed before the commit).
     Call only while holding the run lock. Files of older runs' naming are never touched."""
-    models = store.run_dir / MODELS_DIR
+    models = models_dir(store.run_dir)
     if not models.is_dir():
         return []
     named = {row[0] for row in store.conn.execute(
@@ -213,10 +209,9 @@ def sweep_retrain_orphans(store: RunStore) -> list[Path]:
     for path in models.iterdir():
         if not path.is_file():
             continue
-        pending = path.name.startswith(".retrained-") and path.name.endswith(".tmp")
         orphan = (parse_retrain_weights_name(path.name) is not None
-                  and f"{MODELS_DIR}/{path.name}" not in named)
-        if pending or orphan:
+                  and retrain_weights_stored(path) not in named)
+        if is_pending_retrain(path) or orphan:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
@@ -270,7 +265,7 @@ def commit_retrain(store: RunStore, ind: Individual, epochs: int,
             row = conn.execute("SELECT * FROM retrains WHERE id = ?",
                                (cur.lastrowid,)).fetchone()
             if pending is not None and weights is not None:
-                final = store.run_dir / weights
+                final = resolve_stored(store.run_dir, weights)
                 os.replace(pending, final)
                 _fsync_dir(final.parent)
     except Exception:

@@ -12,9 +12,10 @@ stopped by killing its worker, since a process is the only thing that stops a tr
 
 Progress from inside an evaluation (a candidate's epochs and batches) reaches the driver's
 listener whichever executor runs it: an evaluator that can report progress (see
-:class:`ReportsProgress`) is given the listener itself when serial, and a sender over its
-worker's pipe otherwise, where the messages travel beside the results. The evaluator decides how
-often it reports (training: at most once a second), so the pipe never floods.
+:class:`evo.search.contract.ReportsProgress`) is given the listener itself when serial, and a
+sender over its worker's pipe otherwise, where the events travel beside the results. The
+evaluator decides how often it reports (training: at most once a second), so the pipe never
+floods.
 """
 
 from __future__ import annotations
@@ -25,35 +26,26 @@ import os
 import pickle
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from evo.search.engine import Job, Result
-from evo.search.failures import LOST, RETRY, machine_failure
+from evo.search.contract import (
+    Evaluator,
+    Event,
+    Job,
+    Listener,
+    PerWorkerEvaluator,
+    Prepares,
+    ReportsProgress,
+    Result,
+    Status,
+)
+from evo.search.failures import machine_failure
 from evo.search.worker_boot import boot, die_with_parent
 
-Evaluator = Callable[[Job], Result]
-Listener = Callable[[str, dict[str, Any]], None]
 TIMEOUT_GRACE_S = 2.0  # see hard_limit
-
-
-@runtime_checkable
-class ReportsProgress(Protocol):
-    """An evaluator that can send progress events (``candidate``, ``epoch``, ``training``)
-    while it evaluates; the copy it returns sends them to ``report``."""
-
-    def with_progress(self, report: Listener) -> Evaluator:
-        ...
-
-
-@dataclass(frozen=True)
-class _Progress:
-    """A progress event on its way from a worker to the driver (results are ``Result``)."""
-
-    kind: str
-    data: dict[str, Any]
 
 
 def _reporting(evaluator: Evaluator, report: Listener | None) -> Evaluator:
@@ -64,8 +56,7 @@ def _reporting(evaluator: Evaluator, report: Listener | None) -> Evaluator:
 
 def _for_worker(evaluator: Evaluator, index: int) -> Evaluator:
     """Let an evaluator specialise per worker (e.g. one GPU each) when it knows how."""
-    specialise = getattr(evaluator, "for_worker", None)
-    return specialise(index) if specialise else evaluator
+    return evaluator.for_worker(index) if isinstance(evaluator, PerWorkerEvaluator) else evaluator
 
 
 def _safe_call(evaluator: Evaluator, job: Job) -> Result:
@@ -74,17 +65,8 @@ def _safe_call(evaluator: Evaluator, job: Job) -> Result:
     except Exception as exc:  # an evaluator bug must not kill the run; record it
         machine = machine_failure(exc)
         if machine is not None:  # a full disk is not the candidate's result: retried
-            return Result(job.key, job.individual_id, RETRY, machine)
-        return Result(job.key, job.individual_id, "failed", f"evaluator error: {exc!r}")
-
-
-@runtime_checkable
-class Prepares(Protocol):
-    """An evaluator with set-up to do before a job's clock starts (loading its dataset once
-    per process), so a worker's first job is not charged for it."""
-
-    def prepare(self) -> None:
-        ...
+            return Result(job.key, job.individual_id, Status.RETRY, machine)
+        return Result(job.key, job.individual_id, Status.FAILED, f"evaluator error: {exc!r}")
 
 
 @dataclass(frozen=True)
@@ -124,15 +106,13 @@ class SerialExecutor:
 _die_with_parent = die_with_parent  # armed first thing by worker_boot.boot
 
 
-def _worker_main(evaluator: Evaluator, conn: Connection, parent_pid: int, index: int,
-                 report: bool = False) -> None:
+def worker_main(evaluator: Evaluator, conn: Connection, parent_pid: int, index: int,
+                report: bool = False) -> None:
+    """The loop of a worker process (started by :func:`evo.search.worker_boot.boot`): one job
+    at a time from the driver, its progress events and result sent back over ``conn``."""
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops us
-
-    def send(kind: str, data: dict[str, Any]) -> None:
-        conn.send(_Progress(kind, data))
-
-    evaluator = _reporting(_for_worker(evaluator, index), send if report else None)
+    evaluator = _reporting(_for_worker(evaluator, index), conn.send if report else None)
     while True:
         try:
             job = conn.recv()
@@ -220,14 +200,14 @@ class ProcessExecutor:
         except (EOFError, OSError):
             proc.join(timeout=1)
             self._start(index)
-            return Result(job.key, job.individual_id, LOST,
+            return Result(job.key, job.individual_id, Status.LOST,
                           f"worker died (exit code {proc.exitcode})")
         if isinstance(message, _Started):
             started[index] = time.monotonic()
             return None
-        if isinstance(message, _Progress):
+        if isinstance(message, Event):
             if self.progress is not None:
-                self.progress(message.kind, message.data)
+                self.progress(message)
             return None
         return message
 
@@ -250,7 +230,7 @@ class ProcessExecutor:
         self.procs[index].join(timeout=5)
         self.conns[index].close()
         self._start(index)
-        return Result(job.key, job.individual_id, "failed",
+        return Result(job.key, job.individual_id, Status.FAILED,
                       f"timeout: stopped after {elapsed:.1f} s, past the {self.timeout:g} s "
                       "--candidate-timeout (its worker was killed; the limit is otherwise "
                       "checked between training steps)",

@@ -14,16 +14,13 @@ import dataclasses
 import errno
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from evo.errors import EvoError
+from evo.search.contract import Result, Status
 
-if TYPE_CHECKING:
-    from evo.search.engine import Result
-
-# Result statuses that are not results of the candidate (see evo.search.engine.Result).
-RETRY = "retry"  # the machine failed (disk full, I/O error): retry, then stop for --resume
-LOST = "lost"  # the process evaluating it died: retry, then a final failure (likely its own)
+# Result statuses that are not results of the candidate: Status.RETRY (the machine failed: disk
+# full, I/O error; retried, then the run stops for --resume) and Status.LOST (the process
+# evaluating it died; retried, then a final failure, most likely the candidate's own).
 MAX_RETRIES = 2  # further attempts after the first one, for either kind
 
 # OSError numbers that describe the machine (storage, files, permissions), never a network.
@@ -63,14 +60,14 @@ class Retries:
         carries ``retries`` and ``retried_after`` in its metrics."""
         tries = self.reasons.get(result.key, [])
         retries = len(tries)
-        if result.status in (RETRY, LOST):
+        if result.status in (Status.RETRY, Status.LOST):
             tries = self.reasons.setdefault(result.key, [])
             tries.append(result.reason or result.status)
-            if result.status == RETRY or len(tries) <= MAX_RETRIES:
+            if result.status == Status.RETRY or len(tries) <= MAX_RETRIES:
                 return None
             retries = len(tries) - 1
             result = dataclasses.replace(
-                result, status="failed",
+                result, status=Status.FAILED,
                 reason=f"{result.reason} on all {len(tries)} attempts (most likely its own "
                        "memory use: the kernel kills the largest process)")
         if not tries:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from evo.search.engine import Job, Result
+from evo.search.contract import Job, Result, Status
 
 N_VARIABLES = 8
 
@@ -47,11 +47,11 @@ class SyntheticEvaluator:
         if self.delay:
             time.sleep(self.delay)
         if self.fail_token and self.fail_token in job.text:
-            return Result(job.key, job.individual_id, "failed", "synthetic failure",
+            return Result(job.key, job.individual_id, Status.FAILED, "synthetic failure",
                           seconds=self.delay)
         f1, f2 = zdt1(_features(job.text))
         params = 10 ** (2 + 6 * min(f2, 10.0) / 10.0)
-        return Result(job.key, job.individual_id, "ok", None,
+        return Result(job.key, job.individual_id, Status.OK, None,
                       {"error": f1, "params": params, "macs": params * 10},
                       {"val_accuracy": 1 - f1}, device="cpu", threads=1, seconds=self.delay)
 

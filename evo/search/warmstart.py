@@ -10,11 +10,14 @@ user typed them, and happens before this run writes anything.
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from pathlib import Path
 from typing import Any
 
 from evo.errors import EvoError
-from evo.run.store import RunStore
+from evo.run import layout
+from evo.run.store import Evaluation, Individual, RunStore
 
 # Fields of the problem description (TrainingProblem.describe), by the option that sets them.
 _NAMES: dict[tuple[str, ...], str] = {
@@ -116,3 +119,26 @@ def open_warm_start(run_dir: Path, description: dict[str, Any]) -> RunStore:
 def check_warm_start(run_dir: Path, description: dict[str, Any]) -> None:
     """Refuse an unusable ``--warm-start`` before the new run's folder is made."""
     open_warm_start(run_dir, description).close(checkpoint=False)
+
+
+def copy_evaluation(warm: RunStore, store: RunStore, ind: Individual) -> Evaluation | None:
+    """Store the warm-start run's evaluation of ``ind``'s key as a cache hit of this run, its
+    weights copied into this run's models folder; ``None`` when the earlier run has none."""
+    if ind.eval_key is None:
+        return None
+    ev = warm.evaluation(ind.eval_key)
+    if ev is None:
+        return None
+    weights = None
+    if ev.weights:
+        source = layout.resolve_stored(warm.run_dir, ev.weights)
+        if source.is_file():
+            target = layout.models_dir(store.run_dir) / source.name
+            tmp = layout.temporary_path(target)
+            shutil.copyfile(source, tmp)
+            tmp.replace(target)
+            weights = layout.relative_name(store.run_dir, target)
+    copied = dataclasses.replace(ev, individual_id=ind.id, weights=weights, source="warm-start")
+    with store.transaction() as conn:
+        store.add_evaluation(conn, copied)
+    return copied

@@ -50,10 +50,10 @@ def die_with_parent(parent_pid: int) -> None:
 
 def boot(parent_pid: int, evaluator: bytes, *args: Any) -> None:
     """Process target: arm die-with-parent, ignore Ctrl-C (the driver stops its workers),
-    then load the evaluator and run ``evo.search.executors._worker_main(evaluator, *args)``."""
+    then load the evaluator and run ``evo.search.executors.worker_main(evaluator, *args)``."""
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     loaded = pickle.loads(evaluator)
-    from evo.search.executors import _worker_main
+    from evo.search.executors import worker_main
 
-    _worker_main(loaded, *args)
+    worker_main(loaded, *args)

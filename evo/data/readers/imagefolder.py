@@ -90,7 +90,8 @@ def _zip_entries(archive: zipfile.ZipFile, where: str,
     entries: dict[tuple[str, ...], Reader] = {}
     for info in archive.infolist():
         parts = _entry_parts(info.filename, where)
-        if not info.is_dir() and parts and _is_image(parts):
+        # not info.is_dir(): it raises IndexError on an entry whose name is empty
+        if not info.filename.endswith("/") and parts and _is_image(parts):
             # zipfile stops at the declared size, so checking it bounds what a read unpacks
             check_image_file(info.file_size, where, info.filename, hint)
             entries[parts] = (lambda name=info.filename: archive.read(name))
