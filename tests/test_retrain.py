@@ -17,6 +17,7 @@ from evo.errors import EvoError
 from evo.net.checkpoint import load_checkpoint
 from evo.post.postsearch import final_retrain_step
 from evo.post.retrain import latest_retrains, retrain, retrain_records, retrain_seed
+from evo.post.retrain_events import RetrainDone, RetrainEpoch, RetrainSeedDone, RetrainStarted
 from evo.run.front import front_of
 from evo.run.retrains import retrain_weights
 from evo.run.store import RunStore
@@ -40,7 +41,7 @@ def retrained(run, tmp_path_factory) -> tuple[Path, int, list, list]:
     store.close(checkpoint=False)
     events: list = []
     outcomes = retrain(dest, [smallest], epochs=1, seeds=2,
-                       listener=lambda kind, data: events.append((kind, data)))
+                       listener=events.append)
     return dest, smallest, outcomes, events
 
 
@@ -94,11 +95,11 @@ def test_first_seed_weights_are_the_retrained_checkpoint_and_reproduce_its_score
 
 def test_retrain_reports_progress_events(retrained):
     _run_dir, member, _outcomes, events = retrained
-    kinds = [k for k, _d in events]
-    assert kinds.count("retrain_start") == 2 and kinds.count("retrain_seed") == 2
-    assert kinds[-1] == "retrain_done"
-    epochs = [d for k, d in events if k == "epoch"]
-    assert epochs and all(d["member"] == member and "test_accuracy" in d for d in epochs)
+    kinds = [type(event) for event in events]
+    assert kinds.count(RetrainStarted) == 2 and kinds.count(RetrainSeedDone) == 2
+    assert kinds[-1] is RetrainDone and events[-1].outcome.member == member
+    epochs = [event for event in events if isinstance(event, RetrainEpoch)]
+    assert epochs and all(e.member == member and "test_accuracy" in e.data for e in epochs)
 
 
 def test_retrain_is_deterministic_on_cpu(retrained):

@@ -7,9 +7,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from evo.config import SearchConfig
+from evo.post.retrain_events import Listener, RetrainDone, RetrainEvent, RetrainSeedDone
 from evo.run.store import RunStore
 
 Say = Callable[[str], None]
@@ -64,16 +64,16 @@ def final_retrain_step(run_dir: Path, config: SearchConfig, say: Say) -> None:
             listener=retrain_printer(say))
 
 
-def retrain_printer(say: Say) -> Callable[[str, dict[str, Any]], None]:
+def retrain_printer(say: Say) -> Listener:
     """A retrain listener that prints one line per seed and per member."""
 
-    def listener(kind: str, data: dict[str, Any]) -> None:
-        if kind == "retrain_seed":
-            say(f"  member {data['member']} seed {data['seed_index'] + 1}/{data['seeds']}: "
-                f"test acc {data['test_accuracy']:.2%} ({data['test_correct']} of "
-                f"{data['test_total']} test images) in {data['seconds']:.1f} s")
-        elif kind == "retrain_done":
-            outcome = data["outcome"]
+    def listener(event: RetrainEvent) -> None:
+        if isinstance(event, RetrainSeedDone):
+            say(f"  member {event.member} seed {event.seed_index + 1}/{event.seeds}: "
+                f"test acc {event.test_accuracy:.2%} ({event.test_correct} of "
+                f"{event.test_total} test images) in {event.seconds:.1f} s")
+        elif isinstance(event, RetrainDone):
+            outcome = event.outcome
             if outcome.status == "failed":
                 say(f"  member {outcome.member}: retrain failed: {outcome.reason}")
             elif outcome.status == "skipped":

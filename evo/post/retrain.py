@@ -16,7 +16,7 @@ image moves accuracy by a third of a percent and differences below that are not 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,13 @@ from typing import Any
 from evo.arch.memory import SCORING_BATCH, estimate_training, memory_limit, refusal
 from evo.config import SearchConfig
 from evo.errors import EvoError
+from evo.post.retrain_events import (
+    Listener,
+    RetrainDone,
+    RetrainEpoch,
+    RetrainSeedDone,
+    RetrainStarted,
+)
 from evo.run.front import front_of
 from evo.run.layout import pending_retrain_path
 from evo.run.retrains import (
@@ -40,7 +47,6 @@ from evo.run.store import Individual, RunStore
 __all__ = ["RetrainOutcome", "RetrainRecord", "latest_retrains", "member_ids_hint", "retrain",
            "retrain_records", "retrain_seed"]
 
-Listener = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -126,8 +132,8 @@ def retrain(
     accuracy in run.db. Holds the run lock throughout (a running search makes this raise
     "run in progress"). ``skip_done`` leaves members that already have a retrain with this
     many epochs and at least this many seeds (what ``evo search --final-epochs`` does on
-    resume). ``listener`` receives ``retrain_start``, ``epoch``, ``retrain_seed`` and
-    ``retrain_done`` events. A member whose estimated memory is over ``max_memory`` (default:
+    resume). ``listener`` receives typed events (:mod:`evo.post.retrain_events`). A member
+    whose estimated memory is over ``max_memory`` (default:
     the run's ``--max-memory``, else the machine's) fails before anything is built."""
     if seeds < 1:
         raise EvoError(f"--seeds must be at least 1, got {seeds}", "e.g. --seeds 3")
@@ -147,7 +153,7 @@ def retrain(
                                    device or config.device, skip_done, listener, limit)
             outcomes.append(outcome)
             if listener:
-                listener("retrain_done", {"outcome": outcome})
+                listener(RetrainDone(outcome))
         return outcomes
     finally:
         store.close()
@@ -193,13 +199,12 @@ def _retrain_one(store: RunStore, config: SearchConfig, dataset: Any, ind: Indiv
         for index in range(seeds):
             seed = retrain_seed(config.seed, ind.eval_key, index)
             if listener:
-                listener("retrain_start", {
-                    "member": ind.id, "seed_index": index, "seeds": seeds,
-                    "epochs": budget.epochs_for(resolved.recipe.epochs_mult)})
+                listener(RetrainStarted(ind.id, index, seeds,
+                                        budget.epochs_for(resolved.recipe.epochs_mult)))
             progress = None
             if listener:
                 def progress(data: dict[str, Any], member: int = ind.id) -> None:
-                    listener("epoch", {"member": member, **data})
+                    listener(RetrainEpoch(member, data))
             out = train_final(resolved, dataset, budget, device=device, threads=config.threads,
                               seed=seed, progress=progress)
             if not out.ok:
@@ -225,9 +230,8 @@ def _retrain_one(store: RunStore, config: SearchConfig, dataset: Any, ind: Indiv
                               "trained_on": "train+val", "test_accuracy": m["test_accuracy"],
                               "test_total": m["test_total"]})
             if listener:
-                listener("retrain_seed", {"member": ind.id, "seed_index": index,
-                                          "seeds": seeds, "test_total": m["test_total"],
-                                          **entry})
+                listener(RetrainSeedDone(member=ind.id, seed_index=index, seeds=seeds,
+                                         test_total=m["test_total"], **entry))
         metrics = {
             "per_seed": per_seed, "trained_on": "train+val",
             "train_images": len(dataset.train) + len(dataset.val),
