@@ -36,8 +36,22 @@ from evo.run.store import Evaluation, RunStore
 FORMATS = (".png", ".svg")
 
 
+class _Values:
+    """The two objectives every plot knows by name, read from a point's searched ``values``."""
+
+    values: dict[str, float]
+
+    @property
+    def params(self) -> float | None:
+        return self.values.get("params")
+
+    @property
+    def error(self) -> float | None:
+        return self.values.get("error")
+
+
 @dataclass(frozen=True)
-class Point:
+class Point(_Values):
     """One evaluated network on the plot (the member id is the individual that trained it).
 
     ``values`` holds the searched objectives known for it; a network not trained or failed
@@ -47,17 +61,9 @@ class Point:
     values: dict[str, float]
     kind: str  # feasible | infeasible (misses a constraint) | skipped (not trained) | failed
 
-    @property
-    def params(self) -> float | None:
-        return self.values.get("params")
-
-    @property
-    def error(self) -> float | None:
-        return self.values.get("error")
-
 
 @dataclass(frozen=True)
-class FrontPoint:
+class FrontPoint(_Values):
     """A front member: its searched values, in-search latency spreads and test error."""
 
     member: int
@@ -66,14 +72,6 @@ class FrontPoint:
     test_error: float | None = None
     test_images: int | None = None
     test_seeds: int | None = None
-
-    @property
-    def params(self) -> float | None:
-        return self.values.get("params")
-
-    @property
-    def error(self) -> float | None:
-        return self.values.get("error")
 
 
 @dataclass(frozen=True)
