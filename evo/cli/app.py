@@ -25,6 +25,9 @@ _COMMAND_MODULES = [
     "evo.cli.runs",
     "evo.cli.bench",
     "evo.cli.export",
+    "evo.cli.report",
+    "evo.cli.pick",
+    "evo.cli.compare",
 ]
 
 app = typer.Typer(

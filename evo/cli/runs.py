@@ -50,7 +50,7 @@ def _ago(stamp: float | None) -> str:
         ago = f"{minutes / 60:.0f} h ago"
     else:
         ago = f"{minutes / 1440:.0f} days ago"
-    return f"{when} ({ago})"
+    return f"{when}\n({ago})"  # two lines: the runs table stays narrow
 
 
 # ---------------------------------------------------------------- evo runs
@@ -63,12 +63,14 @@ def runs(
     directory: Path = typer.Argument(Path("runs"), help="Folder holding run folders."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Every run under DIR: status, generations, counts, best accuracy, smallest model.
+    """Every run under DIR: status, generations, counts, best accuracy, smallest model,
+    hypervolume, training compute.
 
     Status: running (its process holds the run lock), finished, interrupted (resume it with
     evo search --resume), busy (finished; another command is writing to it). Individuals are
     counted as trained, cached (result reused), skipped (ruled out by a constraint before
-    training), invalid (no network) and failed.
+    training), invalid (no network) and failed. Hypervolume is the last generation's, as the
+    search stored it; compute is the epochs and seconds of the run's own trainings.
     """
     from evo.report.runs import list_runs
 
@@ -84,9 +86,12 @@ def runs(
     table = Table(title=f"Runs under {directory} ({len(summaries)})")
     for col, justify in (("run", "left"), ("status", "left"), ("grammar / dataset", "left"),
                          ("generations", "right"), ("individuals", "left"),
-                         ("best val acc", "right"), ("smallest (params)", "right"),
+                         ("best val acc", "right"), ("smallest\n(params)", "right"),
+                         ("hyper-\nvolume", "right"), ("compute", "right"),
                          ("last update", "left")):
-        table.add_column(col, justify=justify, overflow="fold")
+        table.add_column(col, justify=justify, overflow="fold",
+                         no_wrap=col in ("status", "generations", "individuals",
+                                         "hyper-\nvolume", "compute"))
     for s in summaries:
         style = _STATUS_STYLE.get(s.status, "")
         gens = "-" if s.generations_done is None else \
@@ -98,9 +103,26 @@ def runs(
             (s.note or "")
         status = f"[{style}]{s.status}[/{style}]" if style else s.status
         counts = "-" if s.counts is None else s.counts.text("\n")  # one outcome a line
+        hypervolume = "-" if s.hypervolume is None else f"{s.hypervolume:.4f}"
         table.add_row(_relative(s.path, directory), status, what, gens, counts, best,
-                      _count(s.smallest_params), _ago(s.last_update))
+                      _count(s.smallest_params), hypervolume,
+                      _compute(s.epochs_trained, s.train_seconds), _ago(s.last_update))
     _console().print(table)
+
+
+def _compute(epochs: int | None, seconds: float | None) -> str:
+    """``28 epochs`` over ``41.2 s`` of training (``-`` for what a run did not record)."""
+    if epochs is None and seconds is None:
+        return "-"
+    if seconds is None:
+        spent = "-"
+    elif seconds < 120:
+        spent = f"{seconds:.1f} s"
+    elif seconds < 7200:
+        spent = f"{seconds / 60:.1f} min"
+    else:
+        spent = f"{seconds / 3600:.1f} h"
+    return f"{'-' if epochs is None else f'{epochs:,}'} epochs\n{spent}"
 
 
 def _short(name: str | None) -> str:

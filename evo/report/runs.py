@@ -41,6 +41,9 @@ class RunSummary:
     smallest_params: float | None  # fewest parameters on the current front
     last_update: float | None  # seconds since the epoch
     note: str | None = None
+    hypervolume: float | None = None  # the last generation's, as the search stored it
+    train_seconds: float | None = None  # training loops' wall time of the run's own trainings
+    epochs_trained: int | None = None  # epochs those trainings ran
 
     def to_dict(self) -> dict[str, Any]:
         out = integral_counts(asdict(self))  # 21698 parameters, not 21698.0
@@ -84,6 +87,7 @@ def _last_update(store: RunStore) -> float | None:
 def summarize(run_dir: Path) -> RunSummary:
     """The summary of one run; an unreadable database is a row saying so, not an error."""
     from evo.run.front import front_of
+    from evo.run.history import compute_of
 
     run_dir = Path(run_dir)
     try:
@@ -109,6 +113,7 @@ def summarize(run_dir: Path) -> RunSummary:
                       if isinstance(ev.metrics.get("val_accuracy"), int | float)]
         best = max(accuracies, key=lambda a: a[0]) if accuracies else (None, None)
         params = [ev.objectives["params"] for ev in evs if "params" in ev.objectives]
+        compute = compute_of(store)
         return RunSummary(
             path=str(run_dir),
             status=run_status(run_dir, store.meta("status")),
@@ -122,6 +127,10 @@ def summarize(run_dir: Path) -> RunSummary:
             best_accuracy_images=best[1],
             smallest_params=min(params) if params else None,
             last_update=_last_update(store),
+            hypervolume=(store.generation(last) or {}).get("hypervolume")
+            if last is not None else None,
+            train_seconds=compute.train_seconds,
+            epochs_trained=compute.epochs_trained,
         )
     except Exception as exc:  # one bad run is a row saying so, never the end of the listing
         return RunSummary(str(run_dir), "unreadable", None, None, None, None, None, 0, None,

@@ -16,6 +16,7 @@ not the others would delete a user's weights; here the writer and the parser sit
       models/retrained-<m>.pt         weights of a member's retrain in runs of older evo
       export/<member>/<format>/       the files of one export format (model.onnx, manifest...)
       export/.staging-<pid>-<token>-<member>/   an export being built (evo.run.exports)
+      report/                         the default folder of ``evo report`` (HTML and figures)
 
 Latency measurements (``evo bench``, ``--import``) live only in run.db. Paths stored in run.db
 are relative to the run folder (:func:`stored_path`), so a run folder can be moved or copied.
@@ -34,6 +35,7 @@ LOCK_NAME = ".lock"
 CONFIG_NAME = "config.toml"
 MODELS_DIR = "models"
 EXPORT_DIR = "export"
+REPORT_DIR = "report"
 KEY_CHARS = 24  # an evaluation key's file names carry its first 24 hex digits
 TEMPORARY_SUFFIX = ".tmp"  # a file being written; swept by the next writer
 STAGING_PREFIX = ".staging-"  # <base>/.staging-<pid>-<token>-<member>/<format>/
@@ -86,6 +88,11 @@ def models_dir(run_dir: Path) -> Path:
 def export_dir(run_dir: Path) -> Path:
     """``RUN_DIR/export``: the default folder of ``evo export`` (one folder per member)."""
     return Path(run_dir) / EXPORT_DIR
+
+
+def report_dir(run_dir: Path) -> Path:
+    """``RUN_DIR/report``: the default folder of ``evo report`` (its HTML page and figures)."""
+    return Path(run_dir) / REPORT_DIR
 
 
 def stored_path(run_dir: Path, path: Path) -> str:
