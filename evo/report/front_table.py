@@ -133,19 +133,30 @@ def write_csv(rows: list[dict[str, Any]], path: Path, objectives: Iterable[str] 
     values get their own ``objective:NAME`` columns (latency spreads ``objective:NAME:p10_ms``
     and ``:p90_ms``)."""
     path = Path(path)
-    columns = _columns(rows) + _objective_columns(rows, list(objectives))
+    columns, table = csv_table(rows, objectives)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
-        for row in rows:
-            values = []
-            for col in columns:
-                value = _csv_value(row, col)
-                if isinstance(value, dict | list):
-                    value = json.dumps(value, sort_keys=True)
-                values.append("" if value is None else value)
-            writer.writerow(values)
+        for values in table:
+            writer.writerow(["" if value is None else value for value in values])
     tmp.replace(path)
     return path
+
+
+def csv_table(rows: list[dict[str, Any]], objectives: Iterable[str] = ()
+              ) -> tuple[list[str], list[list[Any]]]:
+    """(column names, one list of values a row): the table ``write_csv`` writes, with None
+    where a value is missing, so the Python API's flat rows are the CSV's cells exactly."""
+    columns = _columns(rows) + _objective_columns(rows, list(objectives))
+    table = []
+    for row in rows:
+        values = []
+        for col in columns:
+            value = _csv_value(row, col)
+            if isinstance(value, dict | list):
+                value = json.dumps(value, sort_keys=True)
+            values.append(value)
+        table.append(values)
+    return columns, table
