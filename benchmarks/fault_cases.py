@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import io
 import random
+import shutil
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -35,9 +36,9 @@ from tests._data_helpers import (  # noqa: E402
     zeros_deflate,
 )
 
-# A search that costs seconds when the values happen to be valid (no export, no bench).
-TINY = ("--population", "2", "--generations", "0", "--epochs", "1", "--no-export", "--no-bench",
-        "--quiet")
+# A search that costs seconds when the values happen to be valid (no export, no bench); the
+# population comes from a configuration file when one is given (the command line would win).
+TINY = ("--generations", "0", "--epochs", "1", "--no-export", "--no-bench", "--quiet")
 STORED, DEFLATED = 0, 8
 BOMB = 3 << 29  # 1.5 GiB of zeros, about 1.5 MB deflated
 
@@ -61,7 +62,8 @@ def _take(fixed: list[Case], fuzz, n: int) -> list[Case]:
 
 
 def _search(folder: Path, name: str, *args: str) -> tuple[str, ...]:
-    return ("search", *args, *TINY, "--run-dir", str(folder / f"run-{name}"))
+    population = () if "--config" in args or "--population" in args else ("--population", "2")
+    return ("search", *args, *population, *TINY, "--run-dir", str(folder / f"run-{name}"))
 
 
 # ---------------------------------------------------------------- grammars
@@ -335,3 +337,41 @@ def data_cases(rng: random.Random, n: int, folder: Path) -> list[Case]:
 
 
 BUILDERS = {"grammar": grammar_cases, "arch": arch_cases, "cli": cli_cases, "data": data_cases}
+
+
+# ---------------------------------------------------------------- commands on a run folder
+
+
+def run_cases(run: Path, folder: Path) -> list[Case]:
+    """Bad values for the commands that read a finished ``run`` (which they must leave as it
+    was), and damaged copies of it: a folder as its lock, random bytes inside run.db."""
+    folder.mkdir(parents=True, exist_ok=True)
+    locked = folder / "lock-is-a-folder"
+    shutil.copytree(run, locked)
+    (locked / ".lock").unlink(missing_ok=True)
+    (locked / ".lock").mkdir()
+    damaged = folder / "damaged"
+    shutil.copytree(run, damaged)
+    data = bytearray((damaged / "run.db").read_bytes())
+    for page in range(1, len(data) // 4096):  # 100 random bytes over each page's header
+        data[page * 4096:page * 4096 + 100] = random.Random(page).randbytes(100)
+    (damaged / "run.db").write_bytes(bytes(data))
+    r = str(run)
+    argvs = {
+        "front --plot into /proc": ("front", r, "--plot", "/proc/evo-front.png"),
+        "front --plot into a missing folder": ("front", r, "--plot", str(folder / "no/x.png")),
+        "front --plot .gif": ("front", r, "--plot", str(folder / "x.gif")),
+        "front --csv a folder": ("front", r, "--csv", str(folder)),
+        "show member 99999": ("show", r, "99999"),
+        "show member -1": ("show", r, "-1"),
+        "retrain member 99999": ("retrain", r, "--member", "99999"),
+        "export format nope": ("export", r, "--format", "nope"),
+        "resume changing the population": ("search", "--resume", r, "--population", "9"),
+        "resume with .lock a folder": ("search", "--resume", str(locked), "--quiet"),
+        "front of a damaged run.db": ("front", str(damaged)),
+        "show of a damaged run.db": ("show", str(damaged), "1"),
+        "resume of a damaged run.db": ("search", "--resume", str(damaged), "--quiet"),
+        "runs of a folder with a damaged run": ("runs", str(folder)),
+        "front of a folder that is no run": ("front", str(folder)),
+    }
+    return [Case("run", name, argv, timeout=120) for name, argv in argvs.items()]

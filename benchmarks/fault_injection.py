@@ -1,7 +1,7 @@
 """Fault injection: hostile input, kills and write errors against the real ``evo`` command.
 
     .venv/bin/python benchmarks/fault_injection.py [--cases 30] [--kills 6] [--seed 0]
-        [--categories grammar,arch,cli,data,kill,write] [--out /tmp/evo-fault-injection]
+        [--categories grammar,arch,cli,data,run,kill,write] [--out /tmp/evo-fault-injection]
 
 Every case is one ``evo`` subprocess with its address space (``RLIMIT_AS``) and wall-clock time
 capped, and for the write-error cases its file size (``RLIMIT_FSIZE``: the kernel answers a write
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fault_cases import BUILDERS, ROOT, Case
+from fault_cases import BUILDERS, ROOT, Case, run_cases
 
 MEMORY = 4 << 30  # address space per case: torch needs about 2 GiB of it to start
 VERDICTS = ("clean", "traceback", "hang", "lost", "other")
@@ -236,6 +236,12 @@ def _kill_at_random(argv: tuple[str, ...], moment: float, ws: Workspace,
     return finish(proc, 300, started)
 
 
+def _ending(first: Ran) -> str:
+    if first.returncode == -signal.SIGKILL:
+        return "killed"
+    return _last(first.stderr) or f"ended (exit {first.returncode}) before the kill"
+
+
 def _search_then_resume(ws: Workspace, category: str, name: str, run_dir: Path,
                         first: Ran) -> Outcome:
     """After a killed or failed search: the first command's ending (unless killed), then
@@ -255,7 +261,7 @@ def _search_then_resume(ws: Workspace, category: str, name: str, run_dir: Path,
     got = front(run_dir, ws.cache)
     if got != ws.front:
         return Outcome(category, name, "lost", f"front after resume differs: {got}")
-    return Outcome(category, name, "clean", f"{_last(first.stderr) or 'killed'}; resumed equal")
+    return Outcome(category, name, "clean", f"{_ending(first)}; resumed equal")
 
 
 def _member_command(kind: str, run_dir: Path, member: int) -> tuple[str, ...]:
@@ -270,7 +276,7 @@ def _member_case(ws: Workspace, category: str, kind: str, name: str, run_dir: Pa
                  first: Ran, before: dict) -> Outcome:
     """After a killed or failed export/retrain: nothing that was in place is lost, and running
     the command again completes."""
-    verdict, detail = classify(first) if category == "write" else ("clean", "killed")
+    verdict, detail = classify(first) if category == "write" else ("clean", _ending(first))
     if verdict != "clean":
         return Outcome(category, name, verdict, detail)
     lost = lost_between(before, member_state(run_dir, ws.member, ws.cache))
@@ -344,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="cases per command (search, export, retrain) killed, and as many "
                              "under a write limit")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--categories", default="grammar,arch,cli,data,kill,write")
+    parser.add_argument("--categories", default="grammar,arch,cli,data,run,kill,write")
     parser.add_argument("--out", type=Path, default=Path("/tmp/evo-fault-injection"))
     parser.add_argument("--verbose", action="store_true", help="print every case as it ends")
     args = parser.parse_args(argv)
@@ -366,8 +372,15 @@ def main(argv: list[str] | None = None) -> int:
             for case in build(rng, args.cases, args.out / category):
                 record(run_case(case, args.out / "cache"))
     faults: list[Callable[[], Outcome]] = []
-    if {"kill", "write"} & set(chosen) and args.kills > 0:
+    if {"run", "kill", "write"} & set(chosen):
         ws = Workspace.build(args.out / "runs")
+        if "run" in chosen:
+            used = ws.copy("commands")
+            for case in run_cases(used, args.out / "run"):
+                record(run_case(case, ws.cache))
+            after = front(used, ws.cache)
+            if after != ws.front:
+                record(Outcome("run", "the run the commands read", "lost", f"front: {after}"))
         for category in ("kill", "write"):
             if category in chosen:
                 for i in range(args.kills):

@@ -38,7 +38,11 @@ __all__ = ["DB_NAME", "LOCK_NAME", "Evaluation", "Individual", "RunLock", "RunSt
 
 # Tables whose rows carry a ``created`` time (the last write of a run is the newest of them).
 _TIMED_TABLES = ("individuals", "evaluations", "generations", "retrains")
-_SQLITE_IOERR, _SQLITE_FULL = 10, 13  # primary result codes (extended codes & 0xFF)
+# SQLite result codes of a write the disk refused: SQLITE_FULL (13, any extended code) and the
+# write-side SQLITE_IOERR codes (plain, _WRITE, _FSYNC, _DIR_FSYNC, _TRUNCATE, _SHMSIZE); read
+# errors are left to the damaged-file messages.
+_SQLITE_FULL = 13
+_WRITE_IOERRS = (10, 778, 1034, 1290, 1546, 4874)
 
 
 def disk_error(run_dir: Path, exc: sqlite3.OperationalError, *, creating: bool = False
@@ -46,7 +50,8 @@ def disk_error(run_dir: Path, exc: sqlite3.OperationalError, *, creating: bool =
     """The one line for a write that failed because the disk is full (SQLITE_FULL) or failing
     (SQLITE_IOERR, e.g. EFBIG past a file size limit); None for any other error. SQLite keeps
     every committed transaction, so the command can be run again once there is space."""
-    if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (_SQLITE_IOERR, _SQLITE_FULL):
+    code = getattr(exc, "sqlite_errorcode", 0)
+    if code & 0xFF != _SQLITE_FULL and code not in _WRITE_IOERRS:
         return None
     where = f"cannot write ({exc}): the disk holding {run_dir} is full or failing"
     if creating:
@@ -136,6 +141,8 @@ class RunStore(IndividualQueries, GenerationQueries, OutputQueries):
                 conn.close()
             if lock:
                 lock.release()
+            if isinstance(exc, sqlite3.OperationalError) and disk_error(run_dir, exc):
+                raise disk_error(run_dir, exc) from None  # the file is fine, the disk is not
             if isinstance(exc, sqlite3.DatabaseError):
                 raise EvoError(f"{db}: not a readable evo run database ({exc})",
                                "restore the run folder from a copy or start a new run"
