@@ -129,6 +129,24 @@ def small_cell(found: list[tuple[float, float] | None]) -> str:
                      for p, a in ((f if f else (0, 0)) for f in found))
 
 
+def group_rows(groups: dict[str, list[Path]], by_name: dict[str, Any], result: dict[str, Any],
+               figure: str) -> list[str]:
+    """The rows both comparison tables share: one per group, then the tests, notes and figure."""
+    lines = []
+    for name, runs in groups.items():
+        trained = ", ".join(str(trained_count(r)) for r in runs)
+        small = small_cell([smallest_accurate(r) for r in runs])
+        lines.append(f"| {name} | {hv_cell(by_name[name])} | {trained} | {small} |")
+    lines.append("")
+    for test in result["tests"]:
+        lines.append(f"Two-sided Mann-Whitney U, {test['first']} vs {test['second']}: "
+                     f"U = {test['u']:.1f}, p = {test['p_value']:.3f} (the smallest p three "
+                     f"seeds per group can give is {test['smallest_possible_p']:.3f}).")
+    lines += ["", *(f"Note: {n}" for n in result["notes"]), "",
+              f"![fronts, hypervolume and attainment]({figure})", ""]
+    return lines
+
+
 def write(path: Path, text: str) -> None:
     """Write one results file and say where."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -54,17 +54,7 @@ def table(config: dict, groups: dict[str, list[Path]], result: dict) -> str:
         "| smallest front member at >= 95 % val. accuracy per seed: params (val. acc.) |",
         "|---|---|---|---|",
     ]
-    for name, runs in groups.items():
-        trained = ", ".join(str(common.trained_count(r)) for r in runs)
-        small = common.small_cell([common.smallest_accurate(r) for r in runs])
-        lines.append(f"| {name} | {common.hv_cell(by_name[name])} | {trained} | {small} |")
-    lines.append("")
-    for test in result["tests"]:
-        lines.append(f"Two-sided Mann-Whitney U, {test['first']} vs {test['second']}: "
-                     f"U = {test['u']:.1f}, p = {test['p_value']:.3f} (the smallest p three "
-                     f"seeds per group can give is {test['smallest_possible_p']:.3f}).")
-    lines += ["", *(f"Note: {n}" for n in result["notes"]), "",
-              "![fronts, hypervolume and attainment](nsga2_vs_random/compare.png)", ""]
+    lines += common.group_rows(groups, by_name, result, "nsga2_vs_random/compare.png")
     return "\n".join(lines)
 
 
