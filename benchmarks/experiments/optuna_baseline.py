@@ -121,7 +121,7 @@ def main() -> None:
                  'pip install -e ".[bench]"')
     config = common.load_config("optuna_baseline")
     out, budget = Path(config["out"]), config["budget"]
-    rows = []
+    rows, fronts = [], []
     for seed in config["seeds"]:
         run_dir = common.search(budget, config["grammar"], config["strategy"], seed, out)
         trained = common.trained_count(run_dir)
@@ -132,8 +132,49 @@ def main() -> None:
                      "trials": found["trials"], "evo": evo_hv, "optuna": optuna_hv,
                      "ratio": evo_hv / optuna_hv if optuna_hv > 0 else float("inf"),
                      "seconds": found["seconds"]})
+        fronts.append((seed, evo_points(run_dir), found["points"]))
         print(f"seed {seed}: {rows[-1]}", flush=True)
+    draw_fronts(fronts, common.RESULTS / FIGURE)
     common.write(common.RESULTS / "optuna_baseline.md", table(config, rows))
+
+
+FIGURE = "optuna_baseline/fronts.png"
+
+
+def _non_dominated(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (error, params) points no other point beats in both, sorted by params."""
+    kept = [p for p in points
+            if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in points)]
+    return sorted(set(kept), key=lambda p: p[1])
+
+
+def draw_fronts(fronts: list[tuple[int, list, list]], path: Path) -> None:
+    """One panel per seed: evo's recorded front and Optuna's non-dominated set, as staircases
+    in the fixed normalisation's axes (params on a log scale from 1e2 to 1e6, error)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(fronts), figsize=(4.2 * len(fronts), 3.6), sharey=True)
+    for ax, (seed, evo, theirs) in zip(list(getattr(axes, "flat", [axes])), fronts, strict=True):
+        for label, points, colour in (("evo (NSGA-II, grammar)", evo, "tab:blue"),
+                                      ("Optuna NSGAIISampler", theirs, "tab:orange")):
+            front = _non_dominated(points)
+            ax.step([p[1] for p in front], [p[0] for p in front], where="post", color=colour,
+                    marker="o", markersize=4, label=label)
+        ax.set_xscale("log")
+        ax.set_xlim(1e2, 1e6)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"seed {seed}")
+        ax.set_xlabel("parameters")
+    axes_list = list(getattr(axes, "flat", [axes]))
+    axes_list[0].set_ylabel("validation error")
+    axes_list[0].legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def table(config: dict, rows: list[dict[str, Any]]) -> str:
@@ -167,7 +208,8 @@ def table(config: dict, rows: list[dict[str, Any]]) -> str:
                      f"| {r['evo']:.4f} | {r['optuna']:.4f} | {r['ratio']:.3f} |")
     lines += ["", f"Ratio evo / Optuna: median {statistics.median(ratios):.3f}, min-max "
               f"{min(ratios):.3f} - {max(ratios):.3f} over {len(ratios)} seeds "
-              "(above 1: evo's front dominates more of the normalised square).", ""]
+              "(above 1: evo's front dominates more of the normalised square).", "",
+              f"![evo's front and Optuna's non-dominated set per seed]({FIGURE})", ""]
     return "\n".join(lines)
 
 
