@@ -79,18 +79,24 @@ def test_random_bytes_over_a_table_page_are_reported_and_never_written(capsys, f
     assert _digests(run_dir) == before
 
 
-def test_truncated_db_with_its_wal_kept_is_refused_before_any_training(tmp_path):
-    """A search killed mid-run, then its run.db cut short while run.db-wal stays: resume must
-    stop at once instead of training a generation into the damaged file."""
+def _killed_after(tmp_path: Path, generations: int) -> Path:
+    """A real search killed with SIGKILL once ``generations`` generations are recorded."""
     grammar = str(blocks_file(tmp_path))
     run_dir = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "tests._search_helpers", str(run_dir),
                              grammar, "1"], cwd=ROOT)
     deadline = time.monotonic() + 60
-    while _generations(run_dir) < 2 and time.monotonic() < deadline:
+    while _generations(run_dir) < generations and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    return run_dir
+
+
+def test_truncated_db_with_its_wal_kept_is_refused_before_any_training(tmp_path):
+    """A search killed mid-run, then its run.db cut short while run.db-wal stays: resume must
+    stop at once instead of training a generation into the damaged file."""
+    run_dir = _killed_after(tmp_path, 2)
     assert (run_dir / "run.db-wal").is_file()
     with (run_dir / "run.db").open("r+b") as handle:
         handle.truncate(2 * 4096)
@@ -169,15 +175,7 @@ def test_other_schema_versions_are_refused_naming_both(capsys, finished, tmp_pat
 def test_finished_generations_survive_losing_the_wal_after_a_kill(tmp_path):
     """Each generation's end checkpoints the log into run.db: a killed run whose run.db-wal is
     then lost (a partial copy) still holds its finished generations."""
-    grammar = str(blocks_file(tmp_path))
-    run_dir = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "tests._search_helpers", str(run_dir),
-                             grammar, "1"], cwd=ROOT)
-    deadline = time.monotonic() + 60
-    while _generations(run_dir) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    run_dir = _killed_after(tmp_path, 4)
     assert (run_dir / "run.db-wal").is_file()
     (run_dir / "run.db-wal").unlink()
     (run_dir / "run.db-shm").unlink(missing_ok=True)
