@@ -8,9 +8,7 @@ reference in ``docs/`` all come from this one place and cannot drift apart.
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
@@ -43,6 +41,22 @@ class SearchConfig:
     generations: int = _opt(4, "Generations after the initial population.", resume_safe=True)
     epochs: int = _opt(4, "Training epochs per candidate (times the recipe's epochs "
                        "multiplier).")
+    fidelity: str = _opt("full", "full (every candidate trained for --epochs) or halving "
+                         "(successive halving per generation: rungs at min-epochs x eta^k, the "
+                         "best 1/eta of each rung continue).")
+    min_epochs: int = _opt(1, "Epochs of the first rung with --fidelity halving.")
+    eta: int = _opt(3, "Halving rate: 1/eta of a rung's candidates continue (--fidelity "
+                    "halving).")
+    early_abort: str | None = _opt(None, "on or off: stop a candidate no better than chance "
+                                   "after its first rung or epoch (default: on with --fidelity "
+                                   "halving, else off).")
+    train_subset: int | None = _opt(None, "Train candidates on a stratified, seeded subset of "
+                                    "this many training images (the final retrain uses all).")
+    val_subset: int | None = _opt(None, "Score candidates on a stratified, seeded subset of "
+                                  "this many validation images.")
+    max_images: int | None = _opt(None, "Stop the search once candidates have processed this "
+                                  "many training images (checked between batches).",
+                                  resume_safe=True)
     objectives: tuple[str, ...] = _opt(("error", "params"), "Objectives to minimise: error, "
                                        "params, macs, onnx_bytes, latency:<target>.")
     constraint: tuple[str, ...] = _opt((), "Hard limits NAME(<=|<|>=|>)NUMBER[UNIT], e.g. "
@@ -54,6 +68,23 @@ class SearchConfig:
     workers: int = _opt(1, "Evaluations run in this many worker processes.", resume_safe=True)
     threads: int = _opt(1, "Torch threads per evaluation (changes results: part of the "
                         "evaluation key).")
+    executor: str | None = _opt(None, "Where evaluations run: serial (this process), local "
+                                "(worker processes on this machine) or ray (a Ray cluster); "
+                                "default: local when --workers is above 1, else serial.",
+                                resume_safe=True)
+    gpus: str | None = _opt(None, "GPUs the local executor uses with --device cuda, e.g. 0,1 "
+                            "(default: every visible GPU); one worker process pinned to each.",
+                            resume_safe=True)
+    jobs_per_gpu: int = _opt(1, "Candidates trained at once on each GPU (workers = GPUs x this).",
+                             resume_safe=True)
+    ray_address: str | None = _opt(None, "Ray cluster to run on (default: $RAY_ADDRESS, else a "
+                                   "local cluster evo starts on 127.0.0.1 and stops).",
+                                   resume_safe=True)
+    ray_cpus: float = _opt(1.0, "CPUs Ray reserves for each evaluation task.", resume_safe=True)
+    ray_gpus: float = _opt(0.0, "GPUs (a fraction allowed, e.g. 0.25) Ray reserves for each "
+                           "evaluation task.", resume_safe=True)
+    task_retries: int = _opt(1, "Times an evaluation lost with its worker or node is run "
+                             "again before it is recorded failed.", resume_safe=True)
     max_evals: int | None = _opt(None, "Stop after this many evaluations: trained, skipped or "
                                  "failed; cached and invalid individuals are free (checked "
                                  "between generations).", resume_safe=True)
@@ -152,127 +183,10 @@ class SearchConfig:
         meet, unknown export formats or targets, more workers than the machine holds. The one
         place these rules live, so every way of configuring a search gets the same checks.
         Stored configurations are read without it, so an older run always opens."""
-        for f in fields(self):
-            _check_type(f.name, str(f.type), getattr(self, f.name))
-        for ok, message in _value_checks(self):
-            if not ok:
-                raise EvoError(message, "fix the option on the command line or its key in the "
-                                        "TOML file; docs/configuration.md lists them")
-        _check_names(self)
-        _check_workers(self)
+        from evo.config_checks import check_config_values
+
+        check_config_values(self)
         return self
-
-
-_KINDS = {"int": "a whole number", "float": "a number", "str": "text",
-          "bool": "true or false", "tuple[str, ...]": "a list of text"}
-
-
-def _check_type(name: str, annotation: str, value: Any) -> None:
-    """``population = 2.5`` or ``"many"`` in a TOML file: one line, not a TypeError later."""
-    kind = annotation.split("|")[0].strip()
-    if value is None and "None" in annotation:
-        return
-    if kind == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif kind == "float":
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-    elif kind == "str":
-        ok = isinstance(value, str)
-    elif kind == "bool":
-        ok = isinstance(value, bool)
-    else:  # tuple[str, ...]
-        ok = isinstance(value, tuple | list) and all(isinstance(v, str) for v in value)
-    if not ok:
-        flag = "--" + name.replace("_", "-")
-        raise EvoError(f"{flag} must be {_KINDS[kind]}, not {value!r}",
-                       f"fix it on the command line or its key {flag[2:]} in the TOML file")
-
-
-def _positive(value: float | None) -> bool:
-    return value is None or (math.isfinite(value) and value > 0)
-
-
-def _value_checks(c: SearchConfig) -> Iterator[tuple[bool, str]]:
-    """(holds, message) for every range rule; messages name the option and the value."""
-    yield c.population >= 2, f"--population must be at least 2, not {c.population}"
-    yield c.generations >= 0, f"--generations must be 0 or more, not {c.generations}"
-    yield c.epochs >= 1, f"--epochs must be at least 1, not {c.epochs}"
-    yield 0 <= c.seed < SEED_LIMIT, f"--seed must be from 0 to 2**63 - 1, not {c.seed}"
-    yield c.workers >= 1, f"--workers must be at least 1, not {c.workers}"
-    yield c.threads >= 1, f"--threads must be at least 1, not {c.threads}"
-    yield c.strategy in ("nsga2", "random"), f"--strategy is nsga2 or random, not {c.strategy!r}"
-    yield c.init in ("sensible", "pi-grow", "random"), \
-        f"--init is sensible, pi-grow or random, not {c.init!r}"
-    yield c.max_evals is None or c.max_evals >= 1, \
-        f"--max-evals must be at least 1, not {c.max_evals}"
-    yield _positive(c.max_time), \
-        f"--max-time must be a positive number of minutes, not {c.max_time}"
-    yield _positive(c.candidate_timeout), \
-        f"--candidate-timeout must be a positive number of seconds, not {c.candidate_timeout}"
-    yield c.genome_length >= 1, f"--genome-length must be at least 1, not {c.genome_length}"
-    yield c.codon_size >= 1, f"--codon-size must be at least 1, not {c.codon_size}"
-    yield c.max_wraps >= 0, f"--max-wraps must be 0 or more, not {c.max_wraps}"
-    yield c.max_tree_depth >= 0, \
-        f"--max-tree-depth must be 0 (no limit) or more, not {c.max_tree_depth}"
-    yield c.max_init_depth >= 1, f"--max-init-depth must be at least 1, not {c.max_init_depth}"
-    yield c.min_init_depth is None or c.min_init_depth >= 1, \
-        f"--min-init-depth must be at least 1, not {c.min_init_depth}"
-    yield c.min_init_depth is None or c.min_init_depth <= c.max_init_depth, \
-        (f"--min-init-depth {c.min_init_depth} is above --max-init-depth {c.max_init_depth}; "
-         "the smallest ramped depth cannot exceed the largest")
-    yield math.isfinite(c.crossover) and 0 <= c.crossover <= 1, \
-        f"--crossover is a probability in [0, 1], not {c.crossover}"
-    yield c.mutation is None or (math.isfinite(c.mutation) and 0 <= c.mutation <= 1), \
-        f"--mutation is a probability in [0, 1], not {c.mutation}"
-    yield c.final_epochs is None or c.final_epochs >= 1, \
-        f"--final-epochs must be at least 1, not {c.final_epochs}"
-
-
-def _check_names(c: SearchConfig) -> None:
-    """Objectives, constraints (and whether any network could meet them), export formats and
-    bench targets, in the words of the option they came from."""
-    from evo.moo.objectives import objective_kind
-
-    _ = c.objective_specs  # parsing them is the check
-    for text, limit in zip(c.constraint, c.constraint_specs, strict=True):
-        kind = objective_kind(limit.name)
-        if limit.limit < 0:
-            raise EvoError(f"constraint {text!r}: {limit.name} cannot be negative",
-                           f"give a limit of 0 or more, e.g. {limit.name}{limit.op}2e5"
-                           if kind == "count" else "give a limit of 0 or more")
-        if kind == "fraction" and limit.limit > 1:
-            raise EvoError(f"constraint {text!r}: {limit.name} is a fraction from 0 to 1 "
-                           "(0% to 100%)", f"e.g. {limit.name}{limit.op}5% or "
-                                           f"{limit.name}{limit.op}0.05")
-    if c.export:
-        from export.errors import ExportError
-        from export.names import parse_formats  # the names alone: no numpy, no torch
-
-        try:
-            parse_formats(",".join(c.export))
-        except ExportError as exc:
-            raise EvoError(f"--export: {exc.message}", exc.hint) from None
-    if c.bench:
-        from hardware.errors import HardwareError
-        from hardware.targets import parse_targets
-
-        try:
-            parse_targets(c.bench)
-        except HardwareError as exc:
-            raise EvoError(f"--bench: {exc.message}", exc.hint) from None
-
-
-def _check_workers(c: SearchConfig) -> None:
-    from evo.capacity import worker_limit
-
-    if c.workers <= 1 or c.oversubscribe:
-        return
-    limit = worker_limit(c.threads)
-    if c.workers > limit.workers:
-        raise EvoError(
-            f"--workers {c.workers}: this machine runs at most {limit.workers} "
-            f"({limit.reason})",
-            f"use --workers {limit.workers} or fewer, or add --oversubscribe to start them anyway")
 
 
 def load_toml(path: Path) -> dict[str, Any]:

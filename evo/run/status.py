@@ -21,6 +21,7 @@ class Status(StrEnum):
     OK = "ok"
     FAILED = "failed"  # training, export or measurement failed: final, the candidate's own
     SKIPPED = "skipped"  # a hard limit known before training (params, MACs, memory)
+    STOPPED = "stopped"  # trained to a rung of successive halving, not promoted (or aborted)
     # Where a member stands in survival (never stored as an evaluation's status).
     INVALID = "invalid"  # its genome gave no network
     INFEASIBLE = "infeasible"  # evaluated, but it misses a constraint
