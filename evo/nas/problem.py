@@ -55,6 +55,10 @@ from evo.search.contract import (
 )
 from evo.search.failures import machine_failure
 
+# Names of result files are made relative to this stand-in root: the evaluator never needs to
+# know where (or on which machine) the run folder is.
+RUN = Path("run")
+
 _DATASETS: dict[tuple[str, str | None, int, str | None], Dataset] = {}
 
 
@@ -98,7 +102,6 @@ class TrainingEvaluator:
     budget: TrainBudget
     device: str
     threads: int
-    run_dir: str
     constraints: tuple[Constraint, ...] = ()  # SearchConfig.constraint_specs
     test_set: str | None = None
     # Set when objectives or constraints name onnx_bytes or latency:*: the trained network is
@@ -146,44 +149,54 @@ class TrainingEvaluator:
                               threads=self.threads, seed=job.seed,
                               progress=self._epoch_listener(job, resolved),
                               progress_every_s=PROGRESS_EVERY_S)
+        # The files go back to the driver inside the result (it alone writes the run folder,
+        # which a worker on another node cannot see); names are relative to the run folder.
+        files: dict[str, bytes] = {}
         weights = None
         if out.ok and out.state_dict is not None:
-            from evo.net.checkpoint import save_checkpoint
+            from evo.net.checkpoint import checkpoint_bytes
 
-            path = candidate_weights_path(Path(self.run_dir), job.key)
-            save_checkpoint(path, resolved.canonical_text(), dataset.input_shape,
-                            dataset.num_classes, dataset.mean, dataset.std, dataset.class_names,
-                            out.state_dict)
-            weights = relative_name(Path(self.run_dir), path)
+            weights = relative_name(RUN, candidate_weights_path(RUN, job.key))
+            files[weights] = checkpoint_bytes(
+                resolved.canonical_text(), dataset.input_shape, dataset.num_classes,
+                dataset.mean, dataset.std, dataset.class_names, out.state_dict)
         metrics = dict(out.metrics)
         objectives = dict(out.objectives)
         status, reason = out.status, out.reason or None
         if out.ok and out.state_dict is not None and self.measured is not None:
-            failure = self._export_onnx(job, resolved, out.state_dict, objectives, metrics)
+            failure = self._export_onnx(job, resolved, out.state_dict, objectives, metrics,
+                                        files)
             if failure is not None:
                 status, reason = Status.FAILED, failure
         return Result(job.key, job.individual_id, status, reason, objectives, metrics,
                       device=str(metrics.get("device", "")), threads=self.threads,
-                      seconds=time.perf_counter() - started, weights=weights)
+                      seconds=time.perf_counter() - started, weights=weights, files=files)
 
     def _export_onnx(self, job: Job, resolved: Any, state_dict: dict[str, Any],
-                     objectives: dict[str, float], metrics: dict[str, Any]) -> str | None:
-        """The stripped single-file ONNX of the trained network; its size is ``onnx_bytes``."""
+                     objectives: dict[str, float], metrics: dict[str, Any],
+                     files: dict[str, bytes]) -> str | None:
+        """The stripped single-file ONNX of the trained network (into ``files``); its size is
+        ``onnx_bytes``."""
+        import tempfile
+
         from evo.net.model import build_model
 
         assert self.measured is not None
         exported = time.perf_counter()
-        path = candidate_onnx_path(Path(self.run_dir), job.key)
+        name = relative_name(RUN, candidate_onnx_path(RUN, job.key))
         try:
             model = build_model(resolved)
             model.load_state_dict(state_dict)
-            size = export_onnx(model, resolved.input_shape, path)
+            with tempfile.TemporaryDirectory(prefix="evo-onnx-") as scratch:
+                path = Path(scratch) / "model.onnx"
+                size = export_onnx(model, resolved.input_shape, path)
+                files[name] = path.read_bytes()
         except Exception as exc:  # an exporter failure is this candidate's, not the run's
             if machine_failure(exc) is not None:
                 raise  # a full disk is the machine's: the job is retried (evo.search.failures)
             lines = str(exc).strip().splitlines()
             return f"ONNX export failed: {type(exc).__name__}: {lines[0] if lines else ''}"
-        metrics.update({"onnx": relative_name(Path(self.run_dir), path), "onnx_bytes": size,
+        metrics.update({"onnx": name, "onnx_bytes": size,
                         "onnx_export_seconds": time.perf_counter() - exported})
         if self.measured.onnx_bytes:
             objectives["onnx_bytes"] = float(size)
@@ -304,7 +317,7 @@ class TrainingProblem:
             dataset=self.config.dataset, data_dir=self.config.data_dir,
             split_seed=self.config.seed, test_set=self.config.test_set, budget=self.budget,
             device=self.config.device,
-            threads=self.threads, run_dir=str(self.run_dir),
+            threads=self.threads,
             constraints=self.config.constraint_specs, max_memory_bytes=self.max_memory,
             measured=self.measured if self.measured.any else None,
             # In-process only: with several workers or a time limit (which runs even one

@@ -11,6 +11,7 @@ checkpoint under the final name.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -46,6 +47,37 @@ class Checkpoint:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+def checkpoint_bytes(
+    resolved_text: str,
+    input_shape: Sequence[int],
+    num_classes: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    class_names: Sequence[str],
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    metadata: Mapping[str, Any] | None = None,
+) -> bytes:
+    """A checkpoint's file content: what a worker sends to the driver, which alone writes the
+    run folder (a worker on another node has no access to it)."""
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "arch": str(resolved_text),
+        "input_shape": [int(v) for v in input_shape],
+        "num_classes": int(num_classes),
+        "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std],
+        "class_names": [str(name) for name in class_names],
+        "state_dict": {name: tensor.detach().cpu().contiguous()
+                       for name, tensor in state_dict.items()},
+        "metadata": json.dumps(dict(metadata or {}), sort_keys=True),
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
 def save_checkpoint(
     path: Path,
     resolved_text: str,
@@ -60,24 +92,13 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint atomically; ``metadata`` must be JSON-serialisable (run, metrics)."""
     path = Path(path)
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "arch": str(resolved_text),
-        "input_shape": [int(v) for v in input_shape],
-        "num_classes": int(num_classes),
-        "mean": [float(v) for v in mean],
-        "std": [float(v) for v in std],
-        "class_names": [str(name) for name in class_names],
-        "state_dict": {name: tensor.detach().cpu().contiguous()
-                       for name, tensor in state_dict.items()},
-        "metadata": json.dumps(dict(metadata or {}), sort_keys=True),
-    }
+    content = checkpoint_bytes(resolved_text, input_shape, num_classes, mean, std, class_names,
+                               state_dict, metadata=metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as out:
-            torch.save(payload, out)
+            out.write(content)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)

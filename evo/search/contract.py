@@ -73,6 +73,10 @@ class Result:
     threads: int | None = None
     seconds: float | None = None
     weights: str | None = None
+    # Files the result brings (run-folder-relative name -> content: weights, ONNX). The driver
+    # writes them before it stores the result; a worker never writes the run folder, which a
+    # cluster node may not even see (evo.run.files).
+    files: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))

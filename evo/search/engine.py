@@ -29,6 +29,7 @@ from evo.ge.grammar import Grammar, parse_grammar
 from evo.moo.indicators import default_scale
 from evo.moo.objectives import Constraint
 from evo.run.counts import Counts, outcome, outcomes_of
+from evo.run.files import write_result_files
 from evo.run.front import front_of
 from evo.run.store import Evaluation, Individual, RunStore
 from evo.search.breeding import Breeder, Child
@@ -288,6 +289,7 @@ class Search:
             self.emit(Notice(text=self.retries.note(result)))
             return
         result = settled
+        write_result_files(self.store.run_dir, result.files)  # before run.db names them
         ev = Evaluation(
             key=result.key, individual_id=result.individual_id, status=result.status,
             reason=result.reason, objectives=dict(result.objectives),
