@@ -17,9 +17,10 @@ as the reference network, checked on the device:
   several timed repeats with their min-max spread, and the ratio of the medians.
 
 Needs only PyTorch (2.4+) and numpy: run from the source tree as
-``PYTHONPATH=. python benchmarks/gpu_check.py`` (or ``benchmarks/gpu_check.sh``). Exit status:
-0 all checks passed, 1 a check failed, 2 no CUDA device. ``--device cpu`` runs the same checks
-on the CPU (a smoke test of this script; its timings mean nothing).
+``PYTHONPATH=. python benchmarks/gpu_check.py`` (``benchmarks/gpu_check.sh`` runs it with the
+GPU tests and the K-candidates-per-GPU benchmark). Exit status: 0 all checks passed, 1 a check
+failed, 2 no CUDA device (or a bad ``--only``). ``--device cpu`` runs the same checks on the CPU
+(a smoke test of this script; its timings mean nothing); ``--only TEXT`` checks one network.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import torch
 from torch import nn
 
 from evo.arch import ResolvedArch, parse_arch, resolve
+from evo.errors import EvoError
 from evo.ge.grammar import load_grammar
 from evo.ge.mapper import map_genome
 from evo.net.model import build_model, count_macs, count_params
@@ -257,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="training section: epochs per network (0 skips it)")
     parser.add_argument("--train-images", type=int, default=12_000,
                         help="training section: synthetic CIFAR-shaped images (all splits)")
+    parser.add_argument("--only", metavar="TEXT", default=None,
+                        help="check this one network instead of the reference and the samples "
+                             "(e.g. a small one for a quick run on the CPU)")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
@@ -286,9 +291,17 @@ def main(argv: list[str] | None = None) -> int:
     import grammars
 
     rng = np.random.default_rng(args.seed)
-    samples = [Sample("reference", REFERENCE, resolve(parse_arch(REFERENCE), INPUT_SHAPE,
-                                                       NUM_CLASSES))]
-    for name in grammars.names():
+    if args.only is not None:
+        try:
+            only = resolve(parse_arch(args.only), INPUT_SHAPE, NUM_CLASSES)
+        except EvoError as error:
+            print(f"gpu_check: --only: {error}", file=sys.stderr)
+            return 2
+        samples = [Sample("given", args.only, only)]
+    else:
+        samples = [Sample("reference", REFERENCE, resolve(parse_arch(REFERENCE), INPUT_SHAPE,
+                                                           NUM_CLASSES))]
+    for name in grammars.names() if args.only is None else ():
         for phenotype in sample_phenotypes(name, args.per_grammar, rng):
             samples.append(
                 Sample(name, phenotype, resolve(parse_arch(phenotype), INPUT_SHAPE, NUM_CLASSES))

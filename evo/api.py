@@ -46,9 +46,9 @@ class Run:
 
     def evaluations(self) -> Iterator[dict[str, Any]]:
         """One flat dict per individual the search saw, in member order: ``member``,
-        ``generation``, ``origin``, ``outcome`` (trained, cached, skipped, invalid, failed, as
-        ``evo runs`` counts them; None while still in training), ``status``, ``reason``,
-        ``phenotype`` (canonical) and ``phenotype_raw``, ``params``, ``macs``,
+        ``generation``, ``origin``, ``outcome`` (trained, cached, skipped, invalid, failed,
+        stopped, as ``evo runs`` counts them; None while still in training), ``status``,
+        ``reason``, ``phenotype`` (canonical) and ``phenotype_raw``, ``params``, ``macs``,
         ``val_accuracy`` (a fraction) and ``val_images``, ``seconds``, ``weights``, and
         ``objective:NAME`` for every objective stored. Scalars only, so
         ``pandas.DataFrame(run.evaluations())`` or ``csv.DictWriter`` take them as they are."""
@@ -90,7 +90,7 @@ class Run:
 
     def info(self) -> dict[str, Any]:
         """Facts ``evo front --json`` prints beside the front: run_dir, objectives, status,
-        generations, dataset."""
+        generations, dataset and the run's compute (images_seen, epochs_trained)."""
         from evo.report.front_table import front_rows
 
         return front_rows(self.path)[1]

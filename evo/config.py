@@ -55,22 +55,27 @@ class SearchConfig:
     val_subset: int | None = _opt(None, "Score candidates on a stratified, seeded subset of "
                                   "this many validation images.")
     max_images: int | None = _opt(None, "Stop the search once candidates have processed this "
-                                  "many training images (checked between batches).",
+                                  "many training images (checked between generations).",
                                   resume_safe=True)
     objectives: tuple[str, ...] = _opt(("error", "params"), "Objectives to minimise: error, "
-                                       "params, macs, onnx_bytes, latency:<target>.")
+                                       "params, macs, onnx_bytes, arena_bytes, flash_bytes "
+                                       "(microcontroller RAM and flash, estimated), "
+                                       "latency:<target>.")
     constraint: tuple[str, ...] = _opt((), "Hard limits NAME(<=|<|>=|>)NUMBER[UNIT], e.g. "
-                                       "params<=2e5, macs<=50M, latency:ov:CPU<=2ms.")
+                                       "params<=2e5, macs<=50M, arena_bytes<=64kB, "
+                                       "latency:ov:CPU<=2ms.")
     strategy: str = _opt("nsga2", "nsga2 (the method) or random (the baseline: same grammar, "
                          "same evaluation budget).")
     seed: int = _opt(0, "Seed of everything: genomes, variation, splits, training.")
     device: str = _opt("auto", "Training device: auto (cuda if present), cpu, cuda, cuda:N.")
-    workers: int = _opt(1, "Evaluations run in this many worker processes.", resume_safe=True)
+    workers: int = _opt(1, "Evaluations in flight: worker processes (local) or tasks (ray).",
+                        resume_safe=True)
     threads: int = _opt(1, "Torch threads per evaluation (changes results: part of the "
                         "evaluation key).")
     executor: str | None = _opt(None, "Where evaluations run: serial (this process), local "
                                 "(worker processes on this machine) or ray (a Ray cluster); "
-                                "default: local when --workers is above 1, else serial.",
+                                "default: local when --workers is above 1 or --gpus or "
+                                "--jobs-per-gpu is given, else serial.",
                                 resume_safe=True)
     gpus: str | None = _opt(None, "GPUs the local executor uses with --device cuda, e.g. 0,1 "
                             "(default: every visible GPU); one worker process pinned to each.",
@@ -85,9 +90,9 @@ class SearchConfig:
                            "evaluation task.", resume_safe=True)
     task_retries: int = _opt(1, "Times an evaluation lost with its worker or node is run "
                              "again before it is recorded failed.", resume_safe=True)
-    max_evals: int | None = _opt(None, "Stop after this many evaluations: trained, skipped or "
-                                 "failed; cached and invalid individuals are free (checked "
-                                 "between generations).", resume_safe=True)
+    max_evals: int | None = _opt(None, "Stop after this many candidates started: trained, "
+                                 "skipped, failed or stopped; cached and invalid individuals "
+                                 "are free (checked between generations).", resume_safe=True)
     max_time: float | None = _opt(None, "Stop after this many minutes of this invocation "
                                   "(checked between generations).", resume_safe=True)
     candidate_timeout: float | None = _opt(None, "Wall-clock limit per candidate in seconds; "

@@ -151,13 +151,14 @@ def _check_names(c: SearchConfig) -> None:
 
 
 def _check_workers(c: SearchConfig) -> None:
-    from evo.capacity import worker_limit
+    from evo.capacity import plan_executor, worker_limit
 
-    if c.workers <= 1 or c.oversubscribe:
+    plan = plan_executor(c)  # refuses --gpus without a GPU, a Ray address that does not answer
+    if plan.workers <= 1 or c.oversubscribe or plan.remote:
         return
     limit = worker_limit(c.threads)
-    if c.workers > limit.workers:
+    if plan.workers > limit.workers:
         raise EvoError(
-            f"--workers {c.workers}: this machine runs at most {limit.workers} "
+            f"--workers {plan.workers}{plan.origin}: this machine runs at most {limit.workers} "
             f"({limit.reason})",
             f"use --workers {limit.workers} or fewer, or add --oversubscribe to start them anyway")

@@ -27,6 +27,7 @@ from export.evaluate import (
 )
 from export.ir_formats import IrFp16, IrFp32, IrInt8
 from export.job import Built, Exporter, ExportJob
+from export.litert_formats import LitertFp32, LitertInt8
 from export.manifest import MANIFEST_NAME, build_manifest, file_entries, write_manifest
 from export.names import ALL_FORMATS, IR_FORMATS, parse_formats
 from export.onnx_formats import OnnxFp16, OnnxFp32, OnnxInt8
@@ -54,12 +55,14 @@ __all__ = [
     "parse_formats",
 ]
 
-_ARTIFACT_NAMES = ("model.onnx", "model.xml", "model.bin", MANIFEST_NAME)
+_ARTIFACT_NAMES = ("model.onnx", "model.xml", "model.bin", "model.tflite", MANIFEST_NAME)
 
 # In the order of ALL_FORMATS; tests check that every name has its exporter.
 EXPORTERS: Mapping[str, Exporter] = {
     exporter.name: exporter
-    for exporter in (OnnxFp32(), OnnxFp16(), OnnxInt8(), IrFp32(), IrFp16(), IrInt8())
+    for exporter in (
+        OnnxFp32(), OnnxFp16(), OnnxInt8(), IrFp32(), IrFp16(), IrInt8(), LitertFp32(), LitertInt8()
+    )
 }
 
 
@@ -203,7 +206,7 @@ def export_one(
     manifest = build_manifest(
         result,
         input_spec=built.input_spec,
-        output_spec=output_spec,
+        output_spec=built.output_spec or output_spec,
         mean=job.inputs.mean,
         std=job.inputs.std,
         class_names=job.inputs.class_names,

@@ -37,6 +37,7 @@ class Built:
     fp32_weight_layers: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    output_spec: Mapping[str, Any] | None = None  # None: float32 logits, as most formats give
 
 
 class Exporter(Protocol):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from export.errors import ExportError
+from export.litert_io import IO_TYPES as LITERT_IO_TYPES
 from export.tolerance import DEFAULT_TOLERANCES, Tolerance
 
 if TYPE_CHECKING:
@@ -37,7 +38,8 @@ class ExportOptions:
     the model. ``onnx_exporter="auto"`` tries torch's dynamo exporter and falls back to the
     TorchScript one. ``threads`` bounds the runtimes' threads (None: their default).
     ``calibration_hint`` says how this caller supplies calibration data when an INT8 format has
-    none (the CLI names its option; empty: ``export_all``'s ``calibration=``).
+    none (the CLI names its option; empty: ``export_all``'s ``calibration=``). ``litert_io`` is
+    the input/output type of litert-int8: ``int8``, ``uint8`` or ``float``.
     """
 
     dynamic_batch: bool = False
@@ -53,6 +55,7 @@ class ExportOptions:
     seed: int = 0
     threads: int | None = None
     calibration_hint: str = ""
+    litert_io: str = "int8"
 
     def __post_init__(self) -> None:
         if self.calibration_size < 1:
@@ -73,6 +76,10 @@ class ExportOptions:
         if self.onnx_exporter not in ("auto", "dynamo", "torchscript"):
             raise ExportError(
                 f"unknown ONNX exporter {self.onnx_exporter!r}", "auto, dynamo or torchscript"
+            )
+        if self.litert_io not in LITERT_IO_TYPES:
+            raise ExportError(
+                f"unknown LiteRT I/O type {self.litert_io!r}", ", ".join(LITERT_IO_TYPES)
             )
         missing = {"fp32", "fp16", "int8"} - set(self.tolerances)
         if missing:

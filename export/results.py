@@ -222,6 +222,8 @@ class ExportReport:
 
     def fp32_counterpart(self, format_name: str) -> str:
         """The FP32 format of the same runtime, which size ratios are taken against."""
+        if format_name.startswith("litert"):
+            return "litert"
         return "ir-fp32" if format_name.startswith("ir-") else "onnx"
 
     def size_ratio(self, format_name: str) -> float | None:

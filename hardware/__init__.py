@@ -1,10 +1,10 @@
 """Targets and latency measurement for exported models; runs without torch on an edge box.
 
-Imports nothing heavy at package level; onnxruntime and openvino are each optional and loaded
-only when a target of theirs is detected or measured.
+Imports nothing heavy at package level; onnxruntime, openvino and ai-edge-litert are each
+optional and loaded only when a target of theirs is detected or measured.
 
 - ``hardware.targets``: ``parse_target``, ``detect_targets``, ``resolve_target`` (``ort:cpu``,
-  ``ov:NPU``, ...).
+  ``ov:NPU``, ``litert:cpu``, ...).
 - ``hardware.latency``: ``measure(model_path, target, protocol, threads) -> Measurement``,
   the ``FULL`` and ``QUICK`` protocols.
 - ``hardware.runner``: ``run_bench`` over many models and targets; ``BenchResults`` is the

@@ -5,7 +5,7 @@ Plain argparse and plain text, because the edge box has only numpy and the runti
 reads on the workstation.
 
     python -m hardware targets [--json]
-    python -m hardware bench MODEL... [--target ov:NPU,...] [--threads N]
+    python -m hardware bench MODEL... [--target ov:NPU,litert:cpu,...] [--threads N]
                                       [--protocol full|quick] [--json] [--out results.json]
 """
 
@@ -40,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m hardware",
-        description="Measure ONNX / OpenVINO IR models on this machine's targets (no torch).",
+        description="Measure ONNX / OpenVINO IR / LiteRT models on this machine's targets "
+        "(no torch).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -48,12 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     targets.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
 
     bench = commands.add_parser("bench", help="Measure model files with the latency protocol.")
-    bench.add_argument("models", nargs="+", metavar="MODEL", help=".onnx or .xml files")
+    bench.add_argument("models", nargs="+", metavar="MODEL", help=".onnx, .xml or .tflite files")
     bench.add_argument(
         "--target",
         action="append",
         metavar="T[,T...]",
-        help="Targets, e.g. ort:cpu,ov:CPU,ov:NPU (default: ort:cpu and ov:CPU where installed).",
+        help="Targets, e.g. ort:cpu,ov:CPU,ov:NPU,litert:cpu (default: ort:cpu and ov:CPU "
+        "where installed, and litert:cpu for .tflite files).",
     )
     bench.add_argument("--threads", type=int, default=1, help="Inference threads (default 1).")
     bench.add_argument(

@@ -2,10 +2,11 @@
 
 Read before any runtime touches the file, so a corrupt or non-model file fails at once with one
 line (not after minutes of measuring other models), and so size on disk counts every file a
-deployment must copy (``.xml`` + ``.bin``; ``.onnx`` + external data).
+deployment must copy (``.xml`` + ``.bin``; ``.onnx`` + external data; one ``.tflite``).
 
 Only parsers that execute nothing are used: the ``onnx`` protobuf reader when installed (an edge
-box may lack it), the OpenVINO reader otherwise, and the standard-library XML parser for IR.
+box may lack it), the OpenVINO reader otherwise, the standard-library XML parser for IR, and
+``hardware.tflite_file`` (the flatbuffer identifier and tensor types) for LiteRT.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from hardware.errors import HardwareError, one_line
+from hardware.tflite_file import inspect_tflite
 
-MODEL_SUFFIXES = {".onnx": "onnx", ".xml": "ir"}
+MODEL_SUFFIXES = {".onnx": "onnx", ".xml": "ir", ".tflite": "tflite"}
 
 _QUANTIZED_ONNX_OPS = frozenset(
     {
@@ -49,7 +51,7 @@ class ModelInfo:
     """A model file as it sits on disk."""
 
     path: str
-    format: str  # "onnx" | "ir"
+    format: str  # "onnx" | "ir" | "tflite"
     files: tuple[str, ...]  # every file that makes up the model, model file first
     size_bytes: int  # sum over ``files``
     sha256: str  # of all files' contents, in ``files`` order
@@ -82,17 +84,20 @@ class ModelInfo:
 
 
 def inspect_model(path: str | Path) -> ModelInfo:
-    """Read a ``.onnx`` or OpenVINO ``.xml`` file far enough to know it is a model."""
+    """Read a ``.onnx``, OpenVINO ``.xml`` or ``.tflite`` file far enough to know it is a model."""
     path = Path(path)
     if not path.is_file():
-        raise HardwareError(f"{path}: no such model file", "give the path of a .onnx or .xml file")
+        raise HardwareError(
+            f"{path}: no such model file", "give the path of a .onnx, .xml or .tflite file"
+        )
     fmt = MODEL_SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise HardwareError(
-            f"{path}: not a model file (expected .onnx or OpenVINO IR .xml)",
-            "give the path of a .onnx or .xml file",
+            f"{path}: not a model file (expected .onnx, OpenVINO IR .xml or LiteRT .tflite)",
+            "give the path of a .onnx, .xml or .tflite file",
         )
-    files, precision = _inspect_ir(path) if fmt == "ir" else _inspect_onnx(path)
+    inspect = {"ir": _inspect_ir, "onnx": _inspect_onnx, "tflite": inspect_tflite}[fmt]
+    files, precision = inspect(path)
     return ModelInfo(
         path=str(path),
         format=fmt,

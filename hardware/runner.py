@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,8 +25,8 @@ from typing import Any
 from hardware.errors import HardwareError, one_line
 from hardware.host import HostInfo, describe_host
 from hardware.latency import Measurement, Protocol, get_protocol, measure
-from hardware.models import inspect_model
-from hardware.targets import Target, TargetInfo, parse_targets, resolve_target
+from hardware.models import MODEL_SUFFIXES, inspect_model
+from hardware.targets import Target, TargetInfo, not_applicable, parse_targets, resolve_target
 
 FORMAT = "evo-hardware-results"
 FORMAT_VERSION = 1
@@ -63,9 +63,6 @@ class NotApplicable:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NotApplicable:
         return cls(str(data["model_path"]), str(data["target"]), str(data["reason"]))
-
-
-_IR_ON_ORT = "OpenVINO IR runs on OpenVINO (ov:*) targets only"
 
 
 @dataclass(frozen=True)
@@ -168,17 +165,21 @@ class BenchResults:
             ) from None
 
 
-def default_targets() -> tuple[Target, ...]:
-    """``ort:cpu`` and ``ov:CPU`` where their runtime is installed (the edge box may lack one)."""
+def default_targets(formats: Iterable[str] = ()) -> tuple[Target, ...]:
+    """``ort:cpu`` and ``ov:CPU`` where their runtime is installed (the edge box may lack one),
+    and ``litert:cpu`` too when ``formats`` include ``tflite`` (the only runtime that reads it,
+    and on an Arm board often the only one installed)."""
+    names = [*DEFAULT_TARGETS, *(("litert:cpu",) if "tflite" in formats else ())]
     present = []
-    for name in DEFAULT_TARGETS:
+    for name in names:
         try:
             present.append(resolve_target(name).target)
         except HardwareError:
             continue
     if not present:
         raise HardwareError(
-            "neither onnxruntime nor openvino is installed", "pip install onnxruntime or openvino"
+            "none of onnxruntime, openvino (or ai-edge-litert for .tflite) is installed",
+            "pip install onnxruntime, openvino or ai-edge-litert",
         )
     return tuple(present)
 
@@ -201,27 +202,28 @@ def run_bench(
     if threads < 1:
         raise HardwareError(f"threads must be >= 1, got {threads}", "pass --threads 1 or more")
     chosen = get_protocol(protocol)
-    wanted = _targets(targets)
+    suffixes = {MODEL_SUFFIXES.get(Path(path).suffix.lower(), "") for path in models}
+    wanted = _targets(targets, suffixes)
     infos = tuple(resolve_target(t) for t in wanted)
     checked = [inspect_model(path) for path in models]  # fail fast on a bad file
     skipped = tuple(
-        NotApplicable(model.path, info.name, _IR_ON_ORT)
+        NotApplicable(model.path, info.name, reason)
         for model in checked
         for info in infos
-        if info.target.runtime == "ort" and model.format != "onnx"
+        if (reason := not_applicable(info.target, model.format)) is not None
     )
     if len(skipped) == len(checked) * len(infos):
         raise HardwareError(
-            f"nothing to measure: {_IR_ON_ORT} and the targets are "
+            f"nothing to measure: {skipped[0].reason} and the targets are "
             f"{', '.join(info.name for info in infos)}",
-            "add an OpenVINO target, e.g. --target ov:CPU",
+            "add a target that reads these files, e.g. --target ov:CPU or litert:cpu",
         )
 
     measurements: list[Measurement] = []
     failures: list[BenchFailure] = []
     for model in checked:
         for info in infos:
-            if info.target.runtime == "ort" and model.format != "onnx":
+            if not_applicable(info.target, model.format) is not None:
                 continue
             row: Measurement | BenchFailure
             try:
@@ -243,9 +245,11 @@ def run_bench(
     )
 
 
-def _targets(targets: str | Sequence[str | Target] | None) -> tuple[Target, ...]:
+def _targets(
+    targets: str | Sequence[str | Target] | None, formats: Iterable[str] = ()
+) -> tuple[Target, ...]:
     if targets is None:
-        return default_targets()
+        return default_targets(formats)
     if isinstance(targets, str):
         return parse_targets(targets)
     parsed: list[Target] = []

@@ -3,8 +3,9 @@
 Each runtime gets exactly the settings the latency protocol promises, spelled out rather than
 left to defaults that change between releases: onnxruntime gets explicit providers and
 ``intra_op_num_threads``; OpenVINO gets ``INFERENCE_NUM_THREADS``, ``NUM_STREAMS`` 1 and the
-``LATENCY`` hint where the device supports them. The settings the runtime actually applied are
-read back and recorded, as is the precision it executes in.
+``LATENCY`` hint where the device supports them (LiteRT: ``hardware.litert_session``). The
+settings the runtime actually applied are read back and recorded, as is the precision it
+executes in.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from hardware.errors import HardwareError, one_line
 from hardware.models import ModelInfo
 from hardware.onnx_identity import ONNX_ELEM_TYPES, identity_onnx
-from hardware.targets import ORT_PROVIDERS, TargetInfo, ov_core
+from hardware.targets import ORT_PROVIDERS, TargetInfo, not_applicable, ov_core
 
 InputSpec = tuple[str, tuple[int, ...], str]  # (name, static shape, numpy dtype name)
 
@@ -65,12 +66,19 @@ class OpenModel:
 
 def open_model(model: ModelInfo, target: TargetInfo, threads: int) -> OpenModel:
     """Load and compile ``model`` for ``target`` (a one-line HardwareError if it cannot)."""
+    if target.target.runtime == "ort" and model.format == "ir":
+        raise HardwareError(
+            f"{model.path}: onnxruntime reads ONNX only, not OpenVINO IR",
+            "measure IR files on an ov:* target, or pass the .onnx file",
+        )
+    reason = not_applicable(target.target, model.format)
+    if reason is not None:
+        raise HardwareError(f"{model.path}: {reason}", "measure it on a target that reads it")
+    if target.target.runtime == "litert":
+        from hardware.litert_session import open_litert
+
+        return open_litert(model, target, threads)
     if target.target.runtime == "ort":
-        if model.format != "onnx":
-            raise HardwareError(
-                f"{model.path}: onnxruntime reads ONNX only, not OpenVINO IR",
-                "measure IR files on an ov:* target, or pass the .onnx file",
-            )
         return _open_ort(model, target, threads)
     return _open_ov(model, target, threads)
 

@@ -1,9 +1,11 @@
-"""Targets: a runtime plus a device (``ort:cpu``, ``ov:NPU``, ...), and their detection.
+"""Targets: a runtime plus a device (``ort:cpu``, ``ov:NPU``, ``litert:cpu``, ...), and their
+detection.
 
-A latency belongs to a (runtime, device) pair, not to a device alone: onnxruntime and OpenVINO
-on the same CPU differ. Detection asks the runtimes themselves (onnxruntime's providers,
-OpenVINO's ``Core().available_devices``) and reports a missing runtime as absent targets, never as
-a crash, because an edge box usually has only one of the two.
+A latency belongs to a (runtime, device) pair, not to a device alone: onnxruntime, OpenVINO and
+LiteRT on the same CPU differ. Detection asks the runtimes themselves (onnxruntime's providers,
+OpenVINO's ``Core().available_devices``, whether ``ai_edge_litert``'s interpreter loads) and
+reports a missing runtime as absent targets, never as a crash, because an edge box usually has
+only one of them. ``not_applicable`` says which model formats a runtime cannot read at all.
 """
 
 from __future__ import annotations
@@ -18,17 +20,31 @@ from typing import Any
 from hardware.errors import HardwareError, one_line
 from hardware.host import describe_host
 
-RUNTIME_PACKAGES = {"ort": "onnxruntime", "ov": "openvino"}
-_RUNTIME_ALIASES = {"ort": "ort", "onnxruntime": "ort", "ov": "ov", "openvino": "ov"}
+RUNTIME_PACKAGES = {"ort": "onnxruntime", "ov": "openvino", "litert": "ai-edge-litert"}
+_RUNTIME_ALIASES = {
+    "ort": "ort", "onnxruntime": "ort", "ov": "ov", "openvino": "ov", "litert": "litert",
+    "tflite": "litert",
+}  # fmt: skip
+# The model formats (hardware.models) each runtime reads; any other pair is not applicable.
+RUNTIME_FORMATS = {"ort": ("onnx",), "ov": ("onnx", "ir"), "litert": ("tflite",)}
+_NOT_APPLICABLE = {
+    "ort": "onnxruntime reads ONNX only",
+    "ov": "OpenVINO targets read ONNX and IR, not .tflite",
+    "litert": "LiteRT (litert:*) targets read .tflite only",
+}
+# The one LiteRT device: the interpreter on the CPU, with its default XNNPACK delegate.
+LITERT_DEVICES = ("cpu",)
 
 # onnxruntime device -> execution provider we pass explicitly.
 ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 # Devices listed by `evo targets` even when absent, so a user sees what could be there.
-_STANDARD_TARGETS = ("ort:cpu", "ort:cuda", "ov:CPU", "ov:GPU", "ov:NPU", "ov:AUTO")
+_STANDARD_TARGETS = (
+    "ort:cpu", "ort:cuda", "ov:CPU", "ov:GPU", "ov:NPU", "ov:AUTO", "litert:cpu",
+)  # fmt: skip
 
 # Targets our own test suite exercises on real hardware; everything else is "untested".
-TESTED_ON_HARDWARE = frozenset({"ort:cpu", "ov:CPU"})
+TESTED_ON_HARDWARE = frozenset({"ort:cpu", "ov:CPU", "litert:cpu"})
 
 # OPTIMIZATION_CAPABILITIES mixes precisions with features (EXPORT_IMPORT, BATCHED_BLOB, ...).
 _PRECISION = re.compile(r"^(FP\d+|BF16|U?INT\d+|BIN)$")
@@ -39,7 +55,7 @@ _SEE_TARGETS = "list the targets with `python -m hardware targets` or `evo targe
 
 @dataclass(frozen=True, order=True)
 class Target:
-    """A runtime (``ort`` or ``ov``) and one of its devices, in canonical spelling."""
+    """A runtime (``ort``, ``ov`` or ``litert``) and one of its devices, in canonical spelling."""
 
     runtime: str
     device: str
@@ -64,9 +80,16 @@ def parse_target(text: str) -> Target:
     device_text = device_text.strip()
     if not sep or runtime is None or not device_text:
         raise HardwareError(
-            f"target {raw!r} is not RUNTIME:DEVICE with runtime ort or ov",
-            "write e.g. ort:cpu, ort:cuda, ov:CPU, ov:GPU, ov:GPU.1, ov:NPU or ov:AUTO",
+            f"target {raw!r} is not RUNTIME:DEVICE with runtime ort, ov or litert",
+            "write e.g. ort:cpu, ort:cuda, ov:CPU, ov:GPU, ov:GPU.1, ov:NPU, ov:AUTO or litert:cpu",
         )
+    if runtime == "litert":
+        if device_text.lower() not in LITERT_DEVICES:
+            raise HardwareError(
+                f"target {raw!r}: the LiteRT device is litert:cpu",
+                "LiteRT's GPU and NPU delegates are not supported targets",
+            )
+        return Target("litert", device_text.lower())
     if runtime == "ort":
         device = device_text.lower()
         if device not in ORT_PROVIDERS:
@@ -126,7 +149,7 @@ class TargetInfo:
             return ", ".join(self.precisions)
         if not self.available:
             return "-"
-        if self.target.runtime == "ort":
+        if self.target.runtime in ("ort", "litert"):
             return "as stored in the model"
         return "those of the device chosen"
 
@@ -172,7 +195,7 @@ def detect_targets() -> tuple[TargetInfo, ...]:
     Cached: OpenVINO loads each device plugin to name it, which takes a moment, and the set of
     devices does not change while a process lives.
     """
-    found = {info.name: info for info in (*_detect_ort(), *_detect_ov())}
+    found = {info.name: info for info in (*_detect_ort(), *_detect_ov(), *_detect_litert())}
     ordered = [found.pop(name) for name in _STANDARD_TARGETS if name in found]
     return (*ordered, *sorted(found.values(), key=lambda info: info.name))
 
@@ -195,6 +218,15 @@ def resolve_target(target: str | Target) -> TargetInfo:
         f"present: {', '.join(present) or 'none'}",
         _SEE_TARGETS,
     )
+
+
+def not_applicable(target: Target, model_format: str) -> str | None:
+    """Why ``target``'s runtime cannot read a model of ``model_format`` at all, else None."""
+    if model_format in RUNTIME_FORMATS[target.runtime]:
+        return None
+    if target.runtime == "ort" and model_format == "ir":
+        return "OpenVINO IR runs on OpenVINO (ov:*) targets only"
+    return _NOT_APPLICABLE[target.runtime]
 
 
 def _absent(name: str, status: str, version: str | None = None) -> TargetInfo:
@@ -262,6 +294,23 @@ def _detect_ov() -> list[TargetInfo]:
         if name not in infos:
             infos[name] = _absent(name, "not in openvino available_devices", version)
     return list(infos.values())
+
+
+def _detect_litert() -> list[TargetInfo]:
+    """``litert:cpu`` when ``ai_edge_litert``'s interpreter loads (its native library included)."""
+    from importlib import metadata
+
+    try:
+        version: str | None = metadata.version("ai-edge-litert")
+    except metadata.PackageNotFoundError:
+        version = None
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError as exc:
+        status = "ai-edge-litert not installed" if version is None else one_line(exc)
+        return [_absent("litert:cpu", status, version)]
+    name = f"{describe_host().cpu_name} (XNNPACK)"
+    return [TargetInfo(Target("litert", "cpu"), True, name, (), version, "available")]
 
 
 @functools.cache

@@ -46,7 +46,9 @@ out of range (`--max-evals -1`, `--max-time nan`, `--min-init-depth` above `--ma
 a limit no network can meet (`--constraint params<=-5`, `error<=200%`) or more `--workers` than
 the machine supports is one line and exit code 2. `--workers` is bounded by the CPU cores (one
 per `--threads` of each worker) and the memory (about 1 GiB per worker); `--oversubscribe` starts
-more anyway.
+more anyway (on a Ray cluster given by `--ray-address` the cluster bounds them instead).
+`--gpus` on a machine without a visible GPU and a `--ray-address` where nothing answers are
+refused the same way ([running on a cluster](running-on-a-cluster.md)).
 """
 
 

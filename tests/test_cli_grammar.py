@@ -8,7 +8,8 @@ import sys
 
 from tests.test_grammar import BLOCKS
 
-HEAVY = ("torch", "onnx", "onnxruntime", "openvino", "ray")
+HEAVY = ("torch", "onnx", "onnxruntime", "openvino", "ray", "litert_torch", "ai_edge_litert",
+         "ai_edge_quantizer", "tflite_micro", "jax")
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:

@@ -214,6 +214,8 @@ def test_runs_shows_hypervolume_and_training_compute(tmp_path, capsys):
         for number, ev in enumerate(evaluations):
             store.update_evaluation(conn, ev.key, objectives={},
                                     metrics={"epochs_run": 2, "train_seconds": 0.5 + number})
+        # As a run written before evo kept compute totals: summed from its evaluations.
+        store.set_state(conn, "compute", None)
     last = store.generation(store.last_generation())["hypervolume"]
     store.close()
     code, out, err = cli(capsys, "runs", str(root), "--json")
@@ -223,7 +225,10 @@ def test_runs_shows_hypervolume_and_training_compute(tmp_path, capsys):
     assert rows["trained"]["epochs_trained"] == 2 * len(evaluations)
     assert rows["trained"]["train_seconds"] == pytest.approx(
         sum(0.5 + n for n in range(len(evaluations))))
-    assert rows["plain"]["train_seconds"] is None and rows["plain"]["epochs_trained"] is None
+    assert rows["trained"]["images_seen"] is None  # the older run never recorded images
+    # A synthetic run trains nothing: no training time, and its totals say no compute.
+    assert rows["plain"]["train_seconds"] is None and rows["plain"]["epochs_trained"] == 0
+    assert rows["plain"]["images_seen"] == 0
     assert rows["plain"]["hypervolume"] is not None
     code, out, _err = cli(capsys, "runs", str(root))
     assert code == 0 and "hypervolume" in out and "compute" in out

@@ -1,5 +1,5 @@
-"""One vocabulary of counts (trained, cached, skipped, invalid, failed), cumulative, the same
-live (sent with the search's events) and stored (``evo runs``, the plot caption): with
+"""One vocabulary of counts (trained, cached, skipped, invalid, failed, stopped), cumulative,
+the same live (sent with the search's events) and stored (``evo runs``, the plot caption): with
 ``--constraint params<=2e4`` the status line once said "trained 26" while run.db held 11
 trained and 15 skipped, and cache hits and failures were per generation."""
 
@@ -41,15 +41,19 @@ torch.set_num_threads(1)
 
 @dataclass(frozen=True)
 class _Evaluator(SyntheticEvaluator):
-    """ZDT1, plus a hard limit that skips some networks before "training" and a missing
-    ``params`` that the driver must measure."""
+    """ZDT1, plus a hard limit that skips some networks before "training", an early abort
+    that stops others, and a missing ``params`` that the driver must measure."""
 
     skip_token: str = "pool( avg )"
+    stop_token: str = "lr=0.01"
 
     def __call__(self, job: Job) -> Result:
         if self.skip_token in job.text:
             return Result(job.key, job.individual_id, "skipped",
                           "violates params<=1e7; not trained", {"params": 1e8})
+        if self.stop_token in job.text:
+            return Result(job.key, job.individual_id, "stopped",
+                          "no better than chance after epoch 1", {"error": 0.9})
         result = super().__call__(job)
         if result.status == "ok" and " bn " in job.text:
             objectives = {k: v for k, v in result.objectives.items() if k != "params"}
@@ -100,12 +104,12 @@ class _Recorder:
 def test_counts_move_between_outcomes_and_read_alike():
     counts = Counts.of(["trained", "cached", "cached", "invalid", "skipped"])
     assert counts.to_dict() == {"trained": 1, "cached": 2, "skipped": 1, "invalid": 1,
-                                "failed": 0}
+                                "failed": 0, "stopped": 0}
     assert tuple(counts.to_dict()) == OUTCOMES
     assert counts.total == 5 and counts.evaluated == 2  # cached and invalid cost nothing
     moved = counts.moved("trained", "failed").moved(None, "trained")
     assert (moved.trained, moved.failed, moved.total) == (1, 1, 6)
-    assert counts.text() == "trained 1, cached 2, skipped 1, invalid 1, failed 0"
+    assert counts.text() == "trained 1, cached 2, skipped 1, invalid 1, failed 0, stopped 0"
 
 
 def test_live_counts_equal_the_stored_counts_with_every_outcome(tmp_path, capsys):

@@ -127,7 +127,7 @@ def test_detection_reports_cpu_targets_and_absent_ones() -> None:
     for info in infos.values():
         assert info.tested_on_hardware == (info.name in TESTED_ON_HARDWARE)
         assert info.status == "available" or not info.available
-    assert {"ort:cpu", "ov:CPU"} == TESTED_ON_HARDWARE
+    assert {"ort:cpu", "ov:CPU", "litert:cpu"} == TESTED_ON_HARDWARE
 
 
 def test_target_info_round_trips() -> None:

@@ -124,7 +124,7 @@ def test_cli_runs_table_and_json(runs_dir, capsys):
     store.close(checkpoint=False)
     shown = [line.split("│")[5].strip() for line in out.splitlines()
              if line.count("│") > 5 and line.split("│")[5].strip()]
-    assert counts.text("\n") in "\n".join(shown)  # one outcome a line, all five words
+    assert counts.text("\n") in "\n".join(shown)  # one outcome a line, every word
     code, out, _err = cli(capsys, "runs", str(runs_dir), "--json")
     data = {Path(r["path"]).name: r for r in json.loads(out)}
     assert code == 0 and set(data) == {"finished", "interrupted"}

@@ -5,11 +5,13 @@ itself are final."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import multiprocessing
 import os
 import resource
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,7 +101,8 @@ class DiesOnMemberOneProblem(SyntheticProblem):
 
 def test_a_worker_that_dies_on_every_attempt_is_a_final_failure(tmp_path):
     config = SearchConfig(grammar=str(blocks_file(tmp_path)), population=6, generations=1,
-                          seed=1, workers=2, run_dir=str(tmp_path / "dies"))
+                          seed=1, workers=2, task_retries=MAX_RETRIES,
+                          run_dir=str(tmp_path / "dies"))
     run_dir = run_search(config, problem_factory=lambda _c, _d: DiesOnMemberOneProblem())
     store = RunStore.open(run_dir, write=False)
     try:
@@ -112,37 +115,47 @@ def test_a_worker_that_dies_on_every_attempt_is_a_final_failure(tmp_path):
 
 
 @dataclass(frozen=True)
-class FileSizeLimit:
-    """Runs an evaluator under RLIMIT_FSIZE: every file it writes past ``limit`` bytes fails
-    with EFBIG from the kernel (what a full disk does with ENOSPC)."""
+class BigFile:
+    """An evaluator whose results also bring a 2 MiB file, which the driver writes into the
+    run folder before it stores the result."""
 
     inner: Callable[[Job], Result]
-    limit: int
 
     def __call__(self, job: Job) -> Result:
-        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (self.limit, hard))
-        try:
-            return self.inner(job)
-        finally:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        result = self.inner(job)
+        return dataclasses.replace(result, files={**result.files,
+                                                  "models/big.bin": bytes(2 << 20)})
 
 
-def _small_files(config: SearchConfig, run_dir: Path) -> Any:
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """RLIMIT_FSIZE on this process (the driver): every file written past ``limit`` bytes
+    fails with EFBIG from the kernel (what a full disk does with ENOSPC)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, not a killed process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def _big_files(config: SearchConfig, run_dir: Path) -> Any:
     from evo.nas.problem import TrainingProblem
 
-    class SmallFiles(TrainingProblem):
-        def evaluator(self) -> FileSizeLimit:  # type: ignore[override]
-            return FileSizeLimit(super().evaluator(), 1024)
+    class BigFiles(TrainingProblem):
+        def evaluator(self) -> BigFile:  # type: ignore[override]
+            return BigFile(super().evaluator())
 
-    return SmallFiles(config, run_dir)
+    return BigFiles(config, run_dir)
 
 
 def test_a_write_error_leaves_candidates_unevaluated_and_resume_evaluates_them(tmp_path):
     config = SearchConfig(**{**TINY, "population": 2, "generations": 0},
                           run_dir=str(tmp_path / "efbig"))
-    with pytest.raises(EvoError) as stopped:
-        run_search(config, problem_factory=_small_files)
+    with pytest.raises(EvoError) as stopped, file_size_limit(1 << 20):
+        run_search(config, problem_factory=_big_files)
     message = str(stopped.value)
     assert "could not be evaluated" in message and "File too large" in message
     assert "--resume" in message

@@ -76,15 +76,15 @@ def bench(
     paths: list[Path] = typer.Argument(
         ...,
         metavar="PATH",
-        help="Model files: ONNX (.onnx) or OpenVINO IR (.xml); or one run folder (its "
-        "exported members).",
+        help="Model files: ONNX (.onnx), OpenVINO IR (.xml) or LiteRT (.tflite); or one run "
+        "folder (its exported members).",
     ),
     target: str | None = typer.Option(
         None,
         "--target",
         "-t",
-        help="Comma-separated targets, e.g. ort:cpu,ov:CPU,ov:NPU "
-        "(default: ort:cpu and ov:CPU where installed).",
+        help="Comma-separated targets, e.g. ort:cpu,ov:CPU,ov:NPU,litert:cpu "
+        "(default: ort:cpu and ov:CPU where installed; for .tflite files litert:cpu too).",
     ),
     threads: int = typer.Option(1, "--threads", min=1, help="Inference threads (fixed, recorded)."),
     protocol: ProtocolName = typer.Option(
@@ -215,7 +215,8 @@ def print_run_results(results: RunBench) -> None:
         console.print(f"[red]failed[/red] member {p.model.member} {p.model.format} on "
                       f"{p.target}: {p.error}", highlight=False)
     if any(p.status == "not applicable" for p in results.pairs):
-        console.print("n/a: OpenVINO IR does not run on onnxruntime targets", highlight=False)
+        console.print("n/a: the target's runtime cannot read that format (IR on onnxruntime, "
+                      ".tflite off litert:cpu, ONNX/IR on litert:cpu)", highlight=False)
     console.print("test acc: accuracy of each exported file on the run's test split "
                   "(from the export); MB = 10^6 bytes", highlight=False)
     console.print(f"host: {results.host.summary()}", highlight=False)
@@ -351,9 +352,8 @@ def print_results(results: BenchResults, labels: dict[str, str] | None = None) -
     for f in results.failures:
         console.print(f"[red]failed[/red] {names.get(f.model_path, f.model_path)} on {f.target}: "
                       f"{f.error}", highlight=False)
-    if results.not_applicable:
-        console.print(f"n/a: {results.not_applicable[0].reason} (not tried, not a failure)",
-                      highlight=False)
+    for reason in dict.fromkeys(n.reason for n in results.not_applicable):
+        console.print(f"n/a: {reason} (not tried, not a failure)", highlight=False)
     for source in sorted({m.latency_source for m in results.measurements}):
         console.print(f"timing: {source}", highlight=False)
     console.print(f"host: {results.host.summary()}", highlight=False)

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from export.results import ExportReport
 
 DEFAULT_FORMATS = "onnx,ir-fp32"
-_FORMATS_HELP = ("Comma-separated: onnx, onnx-fp16, onnx-int8, ir-fp32, ir-fp16, ir-int8, or "
-                 "all.")
+_FORMATS_HELP = ("Comma-separated: onnx, onnx-fp16, onnx-int8, ir-fp32, ir-fp16, ir-int8, "
+                 "litert, litert-int8, or all (LiteRT only when its extra is installed).")
 # Table columns (header, justify, key of export.results.ExportReport.table() rows); units in
 # the headers.
 _COLUMNS = (
@@ -80,6 +80,8 @@ def export(
                                       "(255 for 8-bit images, 16 for sklearn's digits)."),
     calibration_size: int = typer.Option(300, "--calibration-size", help="Training samples "
                                          "that calibrate the INT8 formats."),
+    litert_io: str = typer.Option("int8", "--litert-io", help="Input/output type of "
+                                  "litert-int8: int8, uint8 or float."),
     threads: Optional[int] = typer.Option(  # noqa: UP045
         None, "--threads", help="Runtime threads while checking (default: the run's "
         "--threads; for a checkpoint, the runtime's default)."),
@@ -101,7 +103,7 @@ def export(
         "(default: three quarters of this machine's); a network estimated above it is refused "
         "before it is built."),
 ) -> None:
-    """Export members of a run (or an evo checkpoint) to ONNX and OpenVINO IR, checked.
+    """Export members of a run (or an evo checkpoint) to ONNX, OpenVINO IR and LiteRT, checked.
 
     Every artifact is compared with torch (parity) and, with data, scored on the test split by
     its own runtime; a manifest.json lies beside each. Uses a member's newest retrain (or
@@ -109,13 +111,17 @@ def export(
     Failed rows are shown (exit 0; exit 1 with --strict); bad input exits 2.
     """
     from export.formats import parse_formats
+    from export.names import litert_note
 
     names = parse_formats(formats)
     options = _options(dynamic_batch, max_drop, embed_preprocessing, pixel_scale,
-                       calibration_size, threads)
+                       calibration_size, threads, litert_io)
 
     def say(text: str) -> None:
         typer.echo(text, err=as_json)
+
+    if note := litert_note(formats):
+        say(note)
 
     if source.is_dir():
         given = [flag for flag, value in (("--input", input_shape), ("--dataset", dataset),
@@ -171,14 +177,15 @@ def export(
 
 
 def _options(dynamic_batch: bool, max_drop: float | None, embed_preprocessing: bool,
-             pixel_scale: float, calibration_size: int, threads: int | None) -> ExportOptions:
+             pixel_scale: float, calibration_size: int, threads: int | None,
+             litert_io: str = "int8") -> ExportOptions:
     from export.request import ExportOptions
 
     if threads is not None and threads < 1:
         raise EvoError(f"--threads must be at least 1, got {threads}", "e.g. --threads 1")
     return ExportOptions(dynamic_batch=dynamic_batch, calibration_size=calibration_size,
                          max_accuracy_drop=max_drop, embed_preprocessing=embed_preprocessing,
-                         pixel_scale=pixel_scale, threads=threads,
+                         pixel_scale=pixel_scale, threads=threads, litert_io=litert_io,
                          calibration_hint=CALIBRATION_HINT.format(calibration_size))
 
 

@@ -13,6 +13,7 @@ says "same data, same splits, same preprocessing" to every cache.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -77,6 +78,7 @@ class Dataset:
     split_seed: int
     official_test: bool
     fingerprint: str
+    subset: dict[str, object] | None = None  # a proxy-budget subset's facts (evo.data.subset)
 
     def describe(self) -> dict[str, object]:
         """JSON-ready facts for the run store and reports (no pixel data)."""
@@ -94,6 +96,7 @@ class Dataset:
             "split_seed": self.split_seed,
             "official_test": self.official_test,
             "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
+            **({"subset": dict(self.subset)} if self.subset is not None else {}),
         }
 
 
@@ -259,9 +262,7 @@ def _override_test(raw: RawImages, test_path: Path) -> RawImages:
     if int(test.y.max()) >= len(raw.class_names):
         raise EvoError(f"{test_path}: labels reach {int(test.y.max())} but {raw.source} has "
                        f"{len(raw.class_names)} classes", "pass a test set made for this dataset")
-    return RawImages(x=raw.x, y=raw.y, class_names=raw.class_names, source=raw.source,
-                     source_sha256=raw.source_sha256, x_val=raw.x_val, y_val=raw.y_val,
-                     x_test=test.x, y_test=test.y)
+    return dataclasses.replace(raw, x_test=test.x, y_test=test.y)
 
 
 def load_dataset(

@@ -1,10 +1,12 @@
 """Objective names and hard limits, defined once for every command.
 
 An objective is a name the evaluation reports a number for: ``error`` (1 - validation accuracy),
-``params``, ``macs``, ``onnx_bytes`` and ``latency:<target>`` (ms). A constraint is written
-``NAME(<=|<|>=|>)NUMBER[UNIT]``: ``k``/``M`` for counts, ``kB``/``MB`` (10^3, 10^6) for bytes,
-``us``/``ms``/``s`` for latency, ``%`` for error; values are stored in base units (counts,
-bytes, ms, fraction).
+``params``, ``macs``, ``onnx_bytes``, the microcontroller budgets ``arena_bytes`` (TensorFlow
+Lite Micro's tensor arena) and ``flash_bytes`` (the int8 ``.tflite``), both estimated during a
+search (``evo.arch.mcu``), and ``latency:<target>`` (ms). A constraint is written
+``NAME(<=|<|>=|>)NUMBER[UNIT]``: ``k``/``M`` for counts, ``kB``/``MB`` (10^3, 10^6) or
+``KiB``/``MiB`` (2^10, 2^20) for bytes, ``us``/``ms``/``s`` for latency, ``%`` for error;
+values are stored in base units (counts, bytes, ms, fraction).
 
 Violation is relative (``value / limit - 1``), so a network 10 % over its parameter budget and
 one 10 % over its latency budget are equally infeasible, whatever their units.
@@ -20,10 +22,12 @@ from dataclasses import dataclass
 
 from evo.errors import EvoError
 
-_FIXED = ("error", "params", "macs", "onnx_bytes")
+_BYTES = ("onnx_bytes", "arena_bytes", "flash_bytes")
+_FIXED = ("error", "params", "macs", *_BYTES)
 _UNITS = {
     "count": {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9},
-    "bytes": {"": 1.0, "B": 1.0, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9},
+    "bytes": {"": 1.0, "B": 1.0, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9,
+              "KiB": 2.0**10, "kiB": 2.0**10, "MiB": 2.0**20},
     "ms": {"": 1.0, "us": 1e-3, "ms": 1.0, "s": 1e3},
     "fraction": {"": 1.0, "%": 1e-2},
 }
@@ -39,7 +43,7 @@ def objective_kind(name: str) -> str:
         return "fraction"
     if name in ("params", "macs"):
         return "count"
-    if name == "onnx_bytes":
+    if name in _BYTES:
         return "bytes"
     if name.startswith("latency:") and len(name) > len("latency:"):
         return "ms"

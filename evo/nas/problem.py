@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,9 +22,12 @@ from typing import Any
 from evo.arch import ArchParseError, parse_arch, resolve
 from evo.arch.memory import SCORING_BATCH, memory_limit
 from evo.config import SearchConfig
-from evo.data.dataset import Dataset, load_dataset
+from evo.data.dataset import Dataset
 from evo.errors import EvoError
 from evo.moo.objectives import Constraint
+from evo.nas.datasets import Subsets, adopt_dataset, dataset_for, dataset_of, subsets_of
+from evo.nas.datasets import run_dataset as run_dataset
+from evo.nas.mcu import estimate_stored, mcu_named, mcu_refusal, mcu_values, merged
 from evo.nas.measured import (
     MeasuredNeeds,
     check_target_names,
@@ -40,7 +44,12 @@ from evo.net.train import (
     resolve_device,
     train_candidate,
 )
-from evo.run.layout import candidate_onnx_path, candidate_weights_path, relative_name
+from evo.run.layout import (
+    candidate_onnx_path,
+    candidate_state_path,
+    candidate_weights_path,
+    relative_name,
+)
 from evo.run.store import Evaluation
 from evo.search.contract import (
     CandidateStarted,
@@ -54,43 +63,11 @@ from evo.search.contract import (
     TrainingProgress,
 )
 from evo.search.failures import machine_failure
+from evo.search.rungs import scaled_epochs
 
 # Names of result files are made relative to this stand-in root: the evaluator never needs to
 # know where (or on which machine) the run folder is.
 RUN = Path("run")
-
-_DATASETS: dict[tuple[str, str | None, int, str | None], Dataset] = {}
-
-
-def dataset_for(name: str, data_dir: str | None, seed: int,
-                test_set: str | None = None) -> Dataset:
-    """Load once per process: workers keep the decoded, normalised arrays between jobs."""
-    key = (name, data_dir, seed, test_set)
-    if key not in _DATASETS:
-        _DATASETS[key] = load_dataset(name, Path(data_dir) if data_dir else None, seed,
-                                      test_path=Path(test_set) if test_set else None)
-    return _DATASETS[key]
-
-
-def dataset_of(config: SearchConfig) -> Dataset:
-    """The dataset a run trains, validates and tests on, exactly as its configuration says."""
-    return dataset_for(config.dataset, config.data_dir, config.seed, config.test_set)
-
-
-def run_dataset(run_dir: Path, described: dict[str, Any] | None, config: SearchConfig,
-                action: str) -> Dataset:
-    """A stored run's dataset, refused when it is not the data the run was searched on
-    (commands that reuse a run's weights must see the same splits and normalisation)."""
-    if not described:
-        raise EvoError(f"{run_dir}: this run has no dataset (a synthetic test problem)",
-                       f"{action} members of a run that trained networks")
-    dataset = dataset_of(config)
-    if dataset.fingerprint != described.get("fingerprint"):
-        raise EvoError(f"{run_dir}: the dataset {config.dataset!r} differs from the one "
-                       "the run was searched on (fingerprint changed)",
-                       f"{action} on the machine and data the run used")
-    return dataset
-
 
 @dataclass(frozen=True)
 class TrainingEvaluator:
@@ -104,6 +81,7 @@ class TrainingEvaluator:
     threads: int
     constraints: tuple[Constraint, ...] = ()  # SearchConfig.constraint_specs
     test_set: str | None = None
+    subsets: Subsets = (None, None)  # --train-subset, --val-subset
     # Set when objectives or constraints name onnx_bytes or latency:*: the trained network is
     # exported to RUN_DIR/models/<key[:24]>.onnx here, in the worker (latency is timed later,
     # by the driver, with every worker idle).
@@ -111,6 +89,10 @@ class TrainingEvaluator:
     # Bytes one training may use (--max-memory); a candidate estimated above it is skipped
     # before anything is built (evo.arch.memory).
     max_memory_bytes: int | None = None
+    # Objectives or constraints name arena_bytes/flash_bytes: each result carries the estimate.
+    mcu: bool = False
+    # --early-abort: a fresh candidate no better than chance after its first epoch is stopped.
+    early_abort: bool = False
     # Receives CandidateStarted, EpochDone and (within an epoch) TrainingProgress events for
     # the progress view; not pickled into workers: their executor gives each worker's copy a
     # sender to the driver (``with_progress``).
@@ -133,37 +115,85 @@ class TrainingEvaluator:
     def prepare(self) -> None:
         """Load the dataset before a job's clock starts (once per process; see
         evo.search.contract.Prepares)."""
-        dataset_for(self.dataset, self.data_dir, self.split_seed, self.test_set)
+        dataset_for(self.dataset, self.data_dir, self.split_seed, self.test_set, self.subsets)
+
+    def preload(self) -> tuple[str, ...]:
+        """Modules a first job imports lazily, for a fork server to import once
+        (evo.search.process_executor.Preloads): counting MACs (FlopCounterMode) imports
+        torch._dynamo, seconds of work."""
+        return ("torch._dynamo", "evo.net.model", "evo.net.checkpoint")
+
+    def cost(self, job: Job) -> float:
+        """How long the job trains, relatively, for executors to hand out a batch's longest
+        jobs first (evo.search.evaluate.longest_first): multiply-accumulates and elementwise
+        work of one image, from the resolved shapes (no torch), times the candidate's epochs."""
+        data = self.shared_data()
+        resolved = resolve(parse_arch(job.text), data.input_shape, data.num_classes)
+        per_image = sum(
+            layer.params * (math.prod(layer.out_shape[1:]) if len(layer.out_shape) == 3 else 1)
+            + math.prod(layer.out_shape) for layer in resolved.layers)
+        return float(per_image * self.budget.epochs_for(resolved.recipe.epochs_mult))
+
+    def shared_data(self) -> Dataset:
+        """The dataset as this process loaded it: executors hand it to their workers (shared
+        memory, Ray's object store) instead of each loading it again
+        (evo.search.shared_data.SharesData)."""
+        return dataset_for(self.dataset, self.data_dir, self.split_seed, self.test_set,
+                           self.subsets)
+
+    def adopt_data(self, data: Dataset) -> None:
+        """Use the driver's dataset (``shared_data``) in this worker process."""
+        adopt_dataset(data, self.dataset, self.data_dir, self.split_seed, self.test_set,
+                      self.subsets)
 
     def __call__(self, job: Job) -> Result:
         started = time.perf_counter()
-        dataset = dataset_for(self.dataset, self.data_dir, self.split_seed, self.test_set)
+        dataset = dataset_for(self.dataset, self.data_dir, self.split_seed, self.test_set,
+                              self.subsets)
         resolved = resolve(parse_arch(job.text), dataset.input_shape, dataset.num_classes)
-        skip = self._memory_refusal(resolved, dataset) or self._precheck(resolved)
+        skip = self._memory_refusal(resolved, dataset) or self._precheck(resolved) or \
+            mcu_refusal(resolved, self.constraints)
         if skip is not None:
             reason, objectives = skip
             return Result(job.key, job.individual_id, Status.SKIPPED, reason, objectives, {},
                           device=None, threads=self.threads,
                           seconds=time.perf_counter() - started)
+        full = self.budget.epochs_for(resolved.recipe.epochs_mult)
+        # A rung of successive halving: train to the rung's epochs (scaled to this candidate's
+        # own budget) from the previous rung's state; None: to the full budget.
+        stop_after = None if job.epochs is None else \
+            scaled_epochs(job.epochs, full, self.budget.epochs)
         out = train_candidate(resolved, dataset, self.budget, device=self.device,
                               threads=self.threads, seed=job.seed,
-                              progress=self._epoch_listener(job, resolved),
-                              progress_every_s=PROGRESS_EVERY_S)
+                              progress=self._epoch_listener(job, stop_after or full),
+                              progress_every_s=PROGRESS_EVERY_S, stop_after=stop_after,
+                              resume=job.resume, abort_below=self._abort_below(job, dataset))
         # The files go back to the driver inside the result (it alone writes the run folder,
         # which a worker on another node cannot see); names are relative to the run folder.
         files: dict[str, bytes] = {}
         weights = None
-        if out.ok and out.state_dict is not None:
+        metrics = dict(out.metrics)
+        state = out.state  # set when stopped at a rung before the full budget
+        if state is not None:
+            name = relative_name(RUN, candidate_state_path(RUN, job.key,
+                                                           int(metrics["epochs_run"])))
+            files[name] = state
+            metrics["state"] = name
+        if out.ok and out.state_dict is not None and state is None:
             from evo.net.checkpoint import checkpoint_bytes
 
             weights = relative_name(RUN, candidate_weights_path(RUN, job.key))
             files[weights] = checkpoint_bytes(
                 resolved.canonical_text(), dataset.input_shape, dataset.num_classes,
                 dataset.mean, dataset.std, dataset.class_names, out.state_dict)
-        metrics = dict(out.metrics)
         objectives = dict(out.objectives)
+        if self.mcu:  # the microcontroller budgets, estimated (evo.nas.mcu)
+            estimated, raw = mcu_values(resolved)
+            objectives.update(estimated)
+            metrics.update(raw)
         status, reason = out.status, out.reason or None
-        if out.ok and out.state_dict is not None and self.measured is not None:
+        if out.ok and out.state_dict is not None and state is None and \
+                self.measured is not None:
             failure = self._export_onnx(job, resolved, out.state_dict, objectives, metrics,
                                         files)
             if failure is not None:
@@ -171,6 +201,16 @@ class TrainingEvaluator:
         return Result(job.key, job.individual_id, status, reason, objectives, metrics,
                       device=str(metrics.get("device", "")), threads=self.threads,
                       seconds=time.perf_counter() - started, weights=weights, files=files)
+
+    def _abort_below(self, job: Job, dataset: Dataset) -> float | None:
+        """With --early-abort, the validation accuracy at or below which a fresh candidate
+        stops after its first epoch: chance plus a margin for the validation set's size (a
+        continued one was judged when it started)."""
+        if not self.early_abort or job.resume is not None:
+            return None
+        from evo.net.budget import chance_threshold
+
+        return chance_threshold(dataset.val.y, dataset.num_classes)
 
     def _export_onnx(self, job: Job, resolved: Any, state_dict: dict[str, Any],
                      objectives: dict[str, float], metrics: dict[str, Any],
@@ -202,15 +242,14 @@ class TrainingEvaluator:
             objectives["onnx_bytes"] = float(size)
         return None
 
-    def _epoch_listener(self, job: Job, resolved: Any) -> Callable[[dict[str, Any]], None] | None:
-        """Announce the candidate, then turn training's progress dicts (evo.net.train) into
-        this member's typed events."""
+    def _epoch_listener(self, job: Job, epochs: int) -> Callable[[dict[str, Any]], None] | None:
+        """Announce the candidate (training to ``epochs``), then turn training's progress
+        dicts (evo.net.train) into this member's typed events."""
         listener = self.progress
         if listener is None:
             return None
         member = job.individual_id
-        listener(CandidateStarted(member=member,
-                                  epochs=self.budget.epochs_for(resolved.recipe.epochs_mult)))
+        listener(CandidateStarted(member=member, epochs=epochs))
 
         def report(data: dict[str, Any]) -> None:
             if "batch" in data:  # within an epoch
@@ -256,6 +295,15 @@ class TrainingEvaluator:
                 f"MACs {values['macs']:.0f}); not trained"), values
 
 
+def early_abort_of(config: SearchConfig) -> bool:
+    """``--early-abort``: as given, else on exactly with ``--fidelity halving`` (a search that
+    already trains most candidates briefly gains most from dropping hopeless ones, and the
+    full-fidelity default keeps the meaning of existing runs)."""
+    if config.early_abort is not None:
+        return config.early_abort == "on"
+    return config.fidelity == "halving"
+
+
 class TrainingProblem:
     """Architectures from the grammar, trained on one dataset with one budget."""
 
@@ -280,6 +328,7 @@ class TrainingProblem:
         self.measured = needs_of(config.objective_specs, config.constraint_specs)
         self.targets = resolve_targets(self.measured.targets, "latency objective or constraint")
         self.measurement = measurement_context(self.targets) if self.targets else None
+        self.early_abort = early_abort_of(config)
 
     def describe(self) -> dict[str, Any]:
         described = {
@@ -290,6 +339,8 @@ class TrainingProblem:
         }
         if self.measurement is not None:  # latencies belong to this host and these runtimes
             described["measurement"] = self.measurement
+        if self.early_abort:  # absent when off, so runs from before the option still resume
+            described["early_abort"] = True
         return described
 
     def candidate(self, phenotype: str) -> tuple[str, str] | str:
@@ -300,26 +351,38 @@ class TrainingProblem:
         resolved = resolve(spec, self.dataset.input_shape, self.dataset.num_classes)
         key = evaluation_key(resolved, self.dataset.fingerprint, self.budget, self.device_type,
                              self.threads)
+        extra: dict[str, Any] = {}
         if self.measurement is not None:
-            payload = json.dumps({"evaluation": key, "measurement": self.measurement},
-                                 sort_keys=True, separators=(",", ":"))
+            extra["measurement"] = self.measurement
+        if self.early_abort:  # a stopped candidate is a different result from a trained one
+            extra["early_abort"] = True
+        if extra:
+            payload = json.dumps({"evaluation": key, **extra}, sort_keys=True,
+                                 separators=(",", ":"))
             key = hashlib.sha256(payload.encode()).hexdigest()
         return key, resolved.canonical_text()
 
     def measure(self, evaluation: Evaluation) -> Measured:
         """Latency (and any missing ONNX size) of a trained candidate, timed by the driver."""
+        estimated = Measured()
+        if mcu_named(self.config.objective_specs, self.config.constraint_specs):
+            estimated = estimate_stored(self.run_dir, evaluation)
         if not self.measured.any:
-            return Measured()
-        return measure_evaluation(self.run_dir, self.measured, self.targets, evaluation)
+            return estimated
+        return merged(estimated, measure_evaluation(self.run_dir, self.measured, self.targets,
+                                                    evaluation))
 
     def evaluator(self) -> TrainingEvaluator:
         return TrainingEvaluator(
             dataset=self.config.dataset, data_dir=self.config.data_dir,
             split_seed=self.config.seed, test_set=self.config.test_set, budget=self.budget,
+            subsets=subsets_of(self.config),
             device=self.config.device,
             threads=self.threads,
             constraints=self.config.constraint_specs, max_memory_bytes=self.max_memory,
+            mcu=mcu_named(self.config.objective_specs, self.config.constraint_specs),
             measured=self.measured if self.measured.any else None,
+            early_abort=self.early_abort,
             # In-process only: with several workers or a time limit (which runs even one
             # candidate in a worker) progress travels over the worker's pipe instead.
             progress=self.progress if self.config.workers <= 1 and

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
+
+import numpy as np
 
 from evo.arch import ResolvedArch
 from evo.errors import EvoError
 
 MEMORY_FORMAT = "channels_last"
 _KEY_VERSION = 1
+# Binomial standard deviations above the majority rate that a candidate must reach after its
+# first epoch: at 3, a network that ignores its input passes by luck about once in 740.
+CHANCE_SIGMAS = 3.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,30 @@ class TrainBudget:
         return max(1, round(self.epochs * recipe_epochs_mult))
 
 
+def chance_threshold(val_labels: np.ndarray, num_classes: int) -> float:
+    """The validation accuracy a network must beat to count as better than chance.
+
+    A network that ignores its input scores at most the majority-class rate ``p`` in
+    expectation (always answering the largest class); on ``n`` validation images its score
+    scatters around that with the binomial standard deviation ``sqrt(p (1 - p) / n)``. The
+    threshold is ``p`` plus ``CHANCE_SIGMAS`` of those, so a small validation set (where luck
+    moves accuracy by points) needs a wider margin than a large one, and a network at or
+    below it after its first epoch is, with high confidence, learning nothing. It never falls
+    below the majority rate and shrinks towards it as ``n`` grows; on a tiny validation set
+    it can reach 1 or more, where no score is evidence and training judges no candidate
+    (evo.net.train). ``num_classes`` checks the labels (one beyond it is an error).
+    """
+    labels = np.asarray(val_labels).astype(np.int64, copy=False).ravel()
+    if labels.size == 0:
+        raise EvoError("no validation labels to measure chance on", "give a validation split")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise EvoError(f"validation labels reach {int(labels.max())} but there are "
+                       f"{num_classes} classes", "pass the dataset's own number of classes")
+    n = labels.size
+    majority = float(np.bincount(labels, minlength=num_classes).max()) / n
+    return majority + CHANCE_SIGMAS * math.sqrt(majority * (1.0 - majority) / n)
+
+
 def evaluation_key(
     resolved: ResolvedArch,
     dataset_fingerprint: str,
@@ -60,9 +90,11 @@ def evaluation_key(
 ) -> str:
     """sha256 naming one evaluation; equal keys mean the same trained weights (on CPU).
 
-    It covers the resolved network and its recipe, the dataset (data, splits, normalisation),
-    the budget, the device type, the thread count and the memory format, each of which changes
-    the arithmetic of training. It is the cache key everywhere evaluations are reused.
+    It covers the resolved network and its recipe, the dataset (data, splits, normalisation,
+    and a training/validation subset through its fingerprint), the budget, the device type,
+    the thread count and the memory format, each of which changes the arithmetic of training.
+    It is the cache key everywhere evaluations are reused (the search adds early abort and
+    in-search measurement on top: evo.nas.problem).
     """
     payload = {
         "version": _KEY_VERSION,

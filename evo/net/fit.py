@@ -1,5 +1,10 @@
 """The training loop of one candidate: epochs of index-sliced batches on the device, with
-progress reports and the failures that belong to the candidate (NaN loss, the time limit)."""
+progress reports and the failures that belong to the candidate (NaN loss, the time limit).
+
+A fit may cover only part of the training (``stop_after``) and may continue a saved one
+(``resume``, evo.net.resume): the schedule always spans all ``epochs``, so segments 1 -> 3 -> 5
+equal one straight run to 5.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from torch import nn
 
 from evo.net.device import autocast
 from evo.net.recipe import augment_batch, crop_padding, learning_rate, make_optimizer
+from evo.net.resume import TrainingState, restore_rng
 
 Progress = Callable[[dict[str, Any]], None]
 # Within an epoch, the search's progress view asks for progress (batches done, running loss,
@@ -46,7 +52,19 @@ class FitRun:
     split_name: str
     progress: Progress | None
     progress_every: float | None = None  # seconds between reports within an epoch; None: none
+    stop_after: int | None = None  # stop once the model has this many epochs; None: ``epochs``
+    resume: TrainingState | None = None  # continue this saved training (weights already loaded)
+    # Stop after the first epoch of a fresh training when validation accuracy is at or below
+    # this (no better than chance); ``aborted`` then says so.
+    abort_below: float | None = None
     curve: list[float] = field(default_factory=list)  # filled as epochs finish
+    # Filled by ``fit`` for the caller: what a snapshot needs, and what this fit cost.
+    optimizer: torch.optim.Optimizer | None = None
+    generator: torch.Generator | None = None
+    step_index: int = 0
+    images_seen: int = 0  # training images this fit processed
+    scored: tuple[int, int] | None = None  # (epoch, correct) of the latest scoring, if any
+    aborted: bool = False
 
 
 class ReportThrottle:
@@ -77,8 +95,8 @@ def count_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: to
 
 
 def fit(run: FitRun) -> list[float]:
-    """Train in place; returns the mean training loss of each epoch. Raises
-    ``CandidateFailure`` for NaN/inf loss or the time limit."""
+    """Train in place; returns the mean training loss of each epoch (all of them, those of a
+    resumed training too). Raises ``CandidateFailure`` for NaN/inf loss or the time limit."""
     model, recipe, device = run.model, run.recipe, run.device
     n = run.x.shape[0]
     batch_size = min(recipe.batch_size, n)
@@ -92,9 +110,17 @@ def fit(run: FitRun) -> list[float]:
     pad = crop_padding(run.x.shape[2])
     curve = run.curve
     step_index = 0
+    if run.resume is not None:
+        optimizer.load_state_dict(run.resume.optimizer)
+        generator.set_state(run.resume.generator)
+        restore_rng(run.resume, device)
+        curve.extend(run.resume.loss_curve)
+        step_index = run.resume.step
+    run.optimizer, run.generator = optimizer, generator
+    first_epoch, last_epoch = len(curve) + 1, run.stop_after or run.epochs
     throttle = ReportThrottle(run.progress_every or 0.0, time.perf_counter())
     within = run.progress if run.progress_every is not None else None  # reports in epochs
-    for epoch in range(1, run.epochs + 1):
+    for epoch in range(first_epoch, last_epoch + 1):
         model.train()
         order = torch.randperm(n, generator=generator, device=device)
         loss_sum = torch.zeros((), dtype=torch.float32, device=device)
@@ -118,6 +144,7 @@ def fit(run: FitRun) -> list[float]:
             loss_sum += loss.detach() * index.shape[0]
             seen += index.shape[0]
             step_index += 1
+            run.images_seen += index.shape[0]
             if within is not None and step + 1 < steps and throttle.due(time.perf_counter()):
                 loss_so_far = float((loss_sum / seen).item())  # the one sync of this report
                 now = time.perf_counter()
@@ -136,12 +163,20 @@ def fit(run: FitRun) -> list[float]:
             raise CandidateFailure(f"training loss became {mean_loss} in epoch {epoch} "
                                     f"(optimizer {recipe.optimizer}, lr {recipe.lr:g})")
         curve.append(mean_loss)
+        abort_check = run.abort_below is not None and run.resume is None and epoch == 1
+        if run.progress is not None or abort_check:
+            correct = count_correct(model, run.score_x, run.score_y, device)
+            run.scored = (epoch, correct)
+            accuracy = correct / run.score_x.shape[0]
         if run.progress is not None:
-            accuracy = count_correct(model, run.score_x, run.score_y, device) / run.score_x.shape[0]
             run.progress({"epoch": epoch, "epochs": run.epochs, "loss": mean_loss,
                           f"{run.split_name}_accuracy": accuracy,
                           "seconds": time.perf_counter() - run.started})
             throttle.last = time.perf_counter()
+        if abort_check and accuracy <= run.abort_below:
+            run.aborted = True
+            break
+    run.step_index = step_index
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CandidateFailure(f"weights became non-finite ({name}) although the loss "

@@ -15,6 +15,11 @@ thread count and library build, not across CPU instruction sets (on AVX-512 or A
 other kernels than on AVX2).
 CUDA runs are fast rather than bit-exact (cuDNN picks algorithms by timing), and a wall-clock
 limit makes any result machine-dependent.
+
+Continuable training (successive halving): ``train_candidate(..., stop_after=k)`` stops once the
+model has ``k`` of its ``E`` epochs and returns the training's state as bytes
+(``EvalResult.state``, evo.net.resume); ``resume=state`` continues from exactly there. The
+learning-rate schedule always spans ``E`` epochs, so 1 -> 3 -> 5 equals straight to 5.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from evo.net.fit import (
     fit,
 )
 from evo.net.recipe import augment_batch, crop_padding, learning_rate, make_optimizer
+from evo.net.resume import TrainingState, load_state, restore_model, snapshot
 
 # The training API in one place: callers import these from here, whichever module holds them.
 __all__ = [
@@ -68,9 +74,12 @@ class EvalResult:
 
     ``objectives``: ``error`` (1 - accuracy on the scored split), ``params``, ``macs``; a failed
     result has ``error`` 1.0 and whatever counts were known. ``metrics``: accuracy counts, the
-    per-epoch training-loss curve, epochs run, seconds, device, threads and more. The trained
-    weights (CPU tensors) ride along in ``state_dict`` for checkpointing; they take no part in
-    equality or repr.
+    per-epoch training-loss curve (all epochs so far), ``epochs_run`` (the model's epochs so
+    far), ``epochs_trained`` and ``images_seen`` (what this call trained: the compute it
+    spent), seconds, device, threads and more. ``status`` is ``ok``, ``failed`` or ``stopped``
+    (early abort: no better than chance). The trained weights (CPU tensors) ride along in
+    ``state_dict`` for checkpointing; ``state`` holds the bytes to continue a training stopped
+    before its full budget (evo.net.resume). Neither takes part in equality or repr.
     """
 
     status: str
@@ -78,6 +87,7 @@ class EvalResult:
     objectives: dict[str, float]
     metrics: dict[str, Any]
     state_dict: dict[str, torch.Tensor] | None = field(default=None, compare=False, repr=False)
+    state: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -98,6 +108,42 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
+@dataclass(frozen=True)
+class _Segment:
+    """Which part of the training one call runs: up to ``stop_after`` epochs (None: all),
+    from a saved state or from the start, with or without the early-abort check."""
+
+    stop_after: int | None = None
+    resume: bytes | None = None
+    abort_below: float | None = None
+
+
+def _planned_stop(segment: _Segment, epochs: int, state: TrainingState | None) -> int:
+    """The epoch this call stops at: ``stop_after`` capped at the candidate's budget (a recipe's
+    ``epochs_mult`` can make it shorter than a halving rung), past the saved epochs."""
+    stop = epochs if segment.stop_after is None else min(int(segment.stop_after), epochs)
+    done = state.epochs_run if state is not None else 0
+    if stop < 1 or stop <= done:
+        raise EvoError(f"stop_after={segment.stop_after} must be above the {done} epoch(s) "
+                       f"already trained (budget {epochs})", "ask for a later epoch")
+    return stop
+
+
+def _judgeable(abort_below: float | None) -> float | None:
+    """The early-abort threshold, or None when it is 1 or more: on a validation set that
+    small no first epoch can show it beats chance, so no candidate is judged on it."""
+    return abort_below if abort_below is not None and abort_below < 1.0 else None
+
+
+def _abort_reason(accuracy: float, threshold: float, labels: np.ndarray, split: str) -> str:
+    """Why a candidate stopped early, with the numbers a person can check."""
+    chance = float(np.bincount(labels).max()) / max(1, labels.shape[0])
+    name = "validation" if split == "val" else split
+    return (f"no better than chance: {accuracy * 100:.1f} % {name} accuracy after epoch 1 "
+            f"(chance {chance * 100:.1f} %, margin {(threshold - chance) * 100:.1f} points "
+            f"over {labels.shape[0]:,} images)")
+
+
 def _evaluate(
     resolved: ResolvedArch,
     dataset: Dataset,
@@ -110,6 +156,7 @@ def _evaluate(
     seed: int,
     progress: Progress | None,
     progress_every: float | None = None,
+    segment: _Segment = _Segment(),
 ) -> EvalResult:
     from evo.net.model import build_model, count_macs, count_params
 
@@ -123,8 +170,13 @@ def _evaluate(
     started = time.perf_counter()
     recipe = resolved.recipe
     epochs = budget.epochs_for(recipe.epochs_mult)
+    saved = load_state(segment.resume, epochs, target) if segment.resume is not None else None
+    stop = _planned_stop(segment, epochs, saved)
+    done_before = saved.epochs_run if saved is not None else 0
     metrics: dict[str, Any] = {
-        "scored_on": split_name, "epochs_planned": epochs, "epochs_run": 0, "loss_curve": [],
+        "scored_on": split_name, "epochs_planned": epochs, "epochs_run": done_before,
+        "epochs_trained": 0, "images_seen": 0,
+        "loss_curve": list(saved.loss_curve) if saved is not None else [],
         "device": str(target), "threads": threads, "memory_format": MEMORY_FORMAT,
         "seed": int(seed),
     }
@@ -138,10 +190,13 @@ def _evaluate(
         if run is not None:
             metrics["loss_curve"] = list(run.curve)
             metrics["epochs_run"] = len(run.curve)
+            metrics["epochs_trained"] = len(run.curve) - done_before
+            metrics["images_seen"] = run.images_seen
         metrics["seconds"] = time.perf_counter() - started
         return EvalResult("failed", reason, dict(objectives), dict(metrics))
 
     rng_devices = [target.index] if target.type == "cuda" else []
+    state: bytes | None = None
     with torch_threads(threads), torch.random.fork_rng(devices=rng_devices), \
             cudnn_autotune(target):
         torch.manual_seed(seed)  # dropout draws from the global RNG, forked and restored here
@@ -163,16 +218,27 @@ def _evaluate(
                 return failed(f"too large for memory: training needs about {needed / 1e6:.0f} MB "
                               f"(batch {batch}), the budget is {limit / 1e6:.0f} MB")
             model = model.to(target, memory_format=torch.channels_last)
+            if saved is not None:
+                restore_model(model, saved)
+                clock -= saved.train_seconds  # the time limit covers the whole training
             run = FitRun(model=model, recipe=recipe, device=target, x=x, y=y, epochs=epochs,
-                       hflip=dataset.hflip, seed=seed, started=clock,
-                       max_seconds=budget.max_seconds, score_x=score_x, score_y=score_y,
-                       split_name=split_name, progress=progress,
-                       progress_every=progress_every)
+                         hflip=dataset.hflip, seed=seed, started=clock,
+                         max_seconds=budget.max_seconds, score_x=score_x, score_y=score_y,
+                         split_name=split_name, progress=progress,
+                         progress_every=progress_every, stop_after=stop, resume=saved,
+                         abort_below=_judgeable(segment.abort_below))
             train_started, cpu_started = time.perf_counter(), time.process_time()
             curve = fit(run)
             train_seconds = time.perf_counter() - train_started
             train_cpu_seconds = time.process_time() - cpu_started
-            correct = count_correct(model, score_x, score_y, target)
+            if run.scored is not None and run.scored[0] == len(curve):
+                correct = run.scored[1]  # scored after the last epoch already
+            else:
+                correct = count_correct(model, score_x, score_y, target)
+            if len(curve) < epochs and not run.aborted:
+                assert run.optimizer is not None and run.generator is not None
+                state = snapshot(model, run.optimizer, run.generator, run.step_index, curve,
+                                 target, epochs, time.perf_counter() - clock)
         except CandidateFailure as failure:
             return failed(str(failure))
         except EvoError:
@@ -186,16 +252,22 @@ def _evaluate(
     total = int(score_y.shape[0])
     accuracy = correct / total
     objectives["error"] = 1.0 - accuracy
+    trained = len(curve) - done_before
     metrics.update({
         f"{split_name}_accuracy": accuracy, f"{split_name}_correct": correct,
         f"{split_name}_total": total, "loss_curve": curve, "epochs_run": len(curve),
+        "epochs_trained": trained, "images_seen": run.images_seen,
         "train_seconds": train_seconds, "train_cpu_seconds": train_cpu_seconds,
-        "images_per_second": len(curve) * int(x.shape[0]) / max(train_seconds, 1e-9),
+        "images_per_second": run.images_seen / max(train_seconds, 1e-9),
         "seconds": time.perf_counter() - started,
     })
+    if run.aborted:
+        assert segment.abort_below is not None
+        reason = _abort_reason(accuracy, segment.abort_below, score_xy[1], split_name)
+        return EvalResult("stopped", reason, objectives, metrics)
     weights = {name: tensor.detach().to("cpu", copy=True).contiguous()
                for name, tensor in model.state_dict().items()}
-    return EvalResult("ok", "", objectives, metrics, state_dict=weights)
+    return EvalResult("ok", "", objectives, metrics, state_dict=weights, state=state)
 
 
 def train_candidate(
@@ -208,6 +280,9 @@ def train_candidate(
     seed: int,
     progress: Progress | None = None,
     progress_every_s: float | None = None,
+    stop_after: int | None = None,
+    resume: bytes | None = None,
+    abort_below: float | None = None,
 ) -> EvalResult:
     """Train on the training split, score on validation. Never raises for the candidate's own
     failures.
@@ -217,10 +292,19 @@ def train_candidate(
     determinism, untouched) and, when ``progress_every_s`` is given, within an epoch at most
     one every that many seconds with ``batch``, ``batches``, the running mean ``loss`` and
     ``images_per_second`` (the key ``batch`` tells the two apart).
+
+    Successive halving: ``stop_after=k`` trains until the model has ``k`` epochs of its full
+    budget ``E`` (capped at ``E``; the schedule always spans ``E``), scores validation and, if
+    ``k < E``, returns the state to continue in ``EvalResult.state``; ``resume`` takes those
+    bytes and continues exactly there (a damaged or mismatched state raises
+    ``evo.net.resume.TrainingStateError``). ``abort_below`` (see
+    ``evo.net.budget.chance_threshold``): a fresh training whose validation accuracy after
+    epoch 1 is at or below it stops with status ``stopped`` and the reason (a threshold of 1
+    or more, from a tiny validation set, judges nothing).
     """
     return _evaluate(resolved, dataset, (dataset.train.x, dataset.train.y),
                      (dataset.val.x, dataset.val.y), "val", budget, device, threads, seed,
-                     progress, progress_every_s)
+                     progress, progress_every_s, _Segment(stop_after, resume, abort_below))
 
 
 def train_final(

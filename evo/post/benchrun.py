@@ -45,8 +45,9 @@ class ExportedModel:
 
     @property
     def kind(self) -> str:
-        """``ir`` or ``onnx``: what a runtime has to read."""
-        return "ir" if self.path.suffix.lower() == ".xml" else "onnx"
+        """``ir``, ``tflite`` or ``onnx``: what a runtime has to read (hardware.models' names)."""
+        suffix = self.path.suffix.lower()
+        return {".xml": "ir", ".tflite": "tflite"}.get(suffix, "onnx")
 
     def to_dict(self) -> dict[str, Any]:
         return {"member": self.member, "format": self.format, "path": str(self.path),
@@ -194,7 +195,7 @@ def bench_run(
     from hardware.latency import Measurement, get_protocol, measure
     from hardware.models import inspect_model
     from hardware.runner import default_targets
-    from hardware.targets import parse_targets, resolve_target
+    from hardware.targets import not_applicable, parse_targets, resolve_target
 
     if threads < 1:
         raise EvoError(f"--threads must be >= 1, got {threads}", "pass --threads 1 or more")
@@ -213,7 +214,7 @@ def bench_run(
         for model in models:
             for info in infos:
                 result: PairResult
-                if info.target.runtime == "ort" and model.kind == "ir":
+                if not_applicable(info.target, model.kind) is not None:
                     result = PairResult(model, info.name)
                 else:
                     try:

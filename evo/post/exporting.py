@@ -14,15 +14,17 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from evo.arch.mcu import measured_text
 from evo.config import SearchConfig
 from evo.errors import EvoError
 from evo.post.export_weights import MemberWeights, choose_members, member_weights
+from evo.post.mcu_export import measure_export
 from evo.run.layout import export_dir, export_member_dir, stored_path
 from evo.run.store import RunStore
 
@@ -94,14 +96,17 @@ def _parity_value(row: ArtifactResult) -> float | None:
 
 
 def record_report(store: RunStore, member: int, report: ExportReport,
-                  source: dict[str, Any], staging: Path | None = None) -> list[int]:
-    """One ``exports`` row per artifact, in one transaction; ``details`` holds the full row
-    and the staging folder the files wait in until they are swapped in (evo.run.exports)."""
+                  source: dict[str, Any], staging: Path | None = None,
+                  extra: dict[str, dict[str, Any]] | None = None) -> list[int]:
+    """One ``exports`` row per artifact, in one transaction; ``details`` holds the full row,
+    ``extra`` of its format (microcontroller figures) and the staging folder the files wait
+    in until they are swapped in (evo.run.exports)."""
     ids = []
     data = report.to_dict()
     with store.transaction() as conn:
         for row, row_dict in zip(report.rows, data["rows"], strict=True):
-            details = {**row_dict, "torch_accuracy": report.torch_accuracy,
+            details = {**row_dict, **(extra or {}).get(row.format, {}),
+                       "torch_accuracy": report.torch_accuracy,
                        "evaluation_samples": report.evaluation_samples, "source": source}
             if staging is not None:
                 details["staging"] = stored_path(store.run_dir, staging)
@@ -135,13 +140,16 @@ class MemberExport:
     weights: MemberWeights
     source: dict[str, Any]
     report: ExportReport
+    microcontroller: dict[str, dict[str, Any]] = field(default_factory=dict)  # by format
 
     def to_dict(self) -> dict[str, Any]:
         retrain = self.weights.retrain
+        data = self.report.to_dict()
+        data["rows"] = [{**row, **self.microcontroller.get(row["format"], {})}
+                        for row in data["rows"]]
         return {"member": self.member, "weights": self.weights.kind,
                 "retrain": None if retrain is None else retrain.number,
-                "checkpoint": self.source.get("checkpoint"), "source": self.source,
-                **self.report.to_dict()}
+                "checkpoint": self.source.get("checkpoint"), "source": self.source, **data}
 
 
 def export_members(
@@ -234,17 +242,22 @@ def export_run(
                     validation=data.validation, class_names=checkpoint.class_names,
                     mean=checkpoint.mean, std=checkpoint.std, source=source,
                     options=options), export_member_dir(base, choice.member))
+                microcontroller = measure_export(report, staging, checkpoint.resolved,
+                                                 options.litert_io)
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)  # nothing recorded: nothing kept
                 raise
-            record_report(store, choice.member, report, source, staging)
+            record_report(store, choice.member, report, source, staging, microcontroller)
             swap_in(staging)
             if say is not None:
                 which = ("search weights" if choice.retrain is None
                          else f"retrain {choice.retrain.number} weights")
                 _say_report(say, f"member {choice.member} ({which})", report,
                             time.perf_counter() - started)
-            results.append(MemberExport(choice.member, choice, source, report))
+                for name, figures in microcontroller.items():
+                    say(f"  member {choice.member} {name}: {measured_text(figures)}")
+            results.append(MemberExport(choice.member, choice, source, report,
+                                        microcontroller))
         return results
     finally:
         store.close()

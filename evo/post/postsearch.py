@@ -91,7 +91,18 @@ def export_step(run_dir: Path, config: SearchConfig, say: Say) -> None:
     if not config.export:
         return
     from evo.post.exporting import export_members
+    from evo.run.front import front_of
+    from evo.run.store import RunStore
 
+    store = RunStore.open(run_dir, write=False)
+    try:
+        empty = not front_of(store)
+    finally:
+        store.close(checkpoint=False)
+    if empty:  # e.g. a budget no candidate met (all skipped): the search itself went fine
+        say("export: no feasible member on the front (every candidate missed a constraint or "
+            "failed); nothing to export")
+        return
     say(f"export: front members to {', '.join(config.export)} (test split accuracy, parity "
         "against torch)")
     export_members(run_dir, None, config.export, say=say)

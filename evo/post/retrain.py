@@ -110,7 +110,7 @@ def chosen_members(store: RunStore, members: Sequence[int] | None) -> list[Indiv
 
 
 def _dataset_for_run(store: RunStore, config: SearchConfig) -> Any:
-    from evo.nas.problem import run_dataset
+    from evo.nas.datasets import run_dataset
 
     return run_dataset(store.run_dir, (store.meta("problem") or {}).get("dataset"), config,
                        "retrain")

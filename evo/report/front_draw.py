@@ -21,6 +21,7 @@ STYLE = {
     "infeasible": {"marker": "x", "color": "#d9534f", "label": "infeasible (misses a constraint)"},
     "skipped": {"marker": "x", "color": "#a94442", "label": "infeasible, not trained"},
     "failed": {"marker": "v", "color": "#f0ad4e", "label": "training failed"},
+    "stopped": {"marker": ".", "color": "#b39ddb", "label": "stopped early (error then)"},
 }
 FRONT_COLOR = "#1f77b4"
 TEST_COLOR = "#2ca02c"

@@ -60,6 +60,7 @@ class Point(_Values):
     member: int
     values: dict[str, float]
     kind: str  # feasible | infeasible (misses a constraint) | skipped (not trained) | failed
+    # | stopped (training stopped before the full budget: drawn at its error then)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class PlotData:
     hypervolume: float | None
     scales: tuple[dict[str, Any], ...]
     objectives: tuple[str, ...]
-    counts: Counts  # individuals trained, cached, skipped, invalid, failed (evo.run.counts)
+    counts: Counts  # individuals per outcome (evo.run.counts.OUTCOMES)
     val_images: int | None
     constraints: tuple[str, ...] = field(default=())
     limits: tuple[tuple[str, float, str], ...] = field(default=())  # on a searched objective
@@ -126,6 +127,9 @@ class PlotData:
         failed = sum(p.kind == "failed" for p in self.points)
         if skipped or failed:
             notes.append("skipped and failed networks are drawn at error 1")
+        if any(p.kind == "stopped" for p in self.points):
+            notes.append("stopped networks (not trained to the full budget) are drawn at their "
+                         "error when stopped, never on the front")
         return text + ("\n" + "; ".join(notes) + "." if notes else "")
 
 
@@ -134,7 +138,7 @@ def _searched(ev: Evaluation, objectives: tuple[str, ...]) -> dict[str, float]:
     a network not trained or failed stands at error 1."""
     values = {name: float(ev.objectives[name]) for name in objectives
               if ev.objectives.get(name) is not None}
-    if "error" in objectives and ev.status != Status.OK:
+    if "error" in objectives and ev.status not in (Status.OK, Status.STOPPED):
         values["error"] = 1.0
     return values
 
@@ -163,6 +167,8 @@ def plot_data(store: RunStore) -> PlotData:
         if ev.status == Status.OK:
             violation = sum(c.violation(ev.objectives.get(c.name)) for c in constraints)
             kind = "feasible" if violation == 0 else "infeasible"
+        elif ev.status == Status.STOPPED:
+            kind = "stopped"
         else:
             kind = "skipped" if ev.status == Status.SKIPPED else "failed"
         points.append(Point(ev.individual_id, values, kind))

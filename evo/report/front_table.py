@@ -32,7 +32,9 @@ _CSV_FIRST = ("member", "generation", "params", "macs", "val_accuracy", "val_ima
 
 
 def front_rows(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(one dict per front member, facts about the run), JSON-ready."""
+    """(one dict per front member, facts about the run), JSON-ready; the facts include the
+    run's training compute (``images_seen``, ``epochs_trained``), the price of the front."""
+    from evo.run.compute import compute_spent
     from evo.run.front import front_of
 
     store = RunStore.open(Path(run_dir), write=False)
@@ -57,7 +59,8 @@ def front_rows(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             })
         info = {"run_dir": str(run_dir), "objectives": objectives,
                 "status": store.meta("status"), "generations": store.last_generation(),
-                "dataset": (problem.get("dataset") or {}).get("name")}
+                "dataset": (problem.get("dataset") or {}).get("name"),
+                **compute_spent(store)}  # images_seen, epochs_trained: the run's compute
         for column in front_columns():
             column(store, rows)
     finally:

@@ -105,7 +105,7 @@ def summary_section(data: ReportData) -> str:
     return (f'<h2 id="summary">Summary</h2>\n<table class="facts"><tbody>{rows}</tbody></table>'
             '<p class="note">Individuals: trained (by this run), cached (result reused), '
             "skipped (ruled out by a constraint before training), invalid (no network), "
-            "failed.</p>")
+            "failed, stopped (training stopped before the full budget).</p>")
 
 
 # ---------------------------------------------------------------- exports

@@ -28,7 +28,7 @@ from evo.report.pick_budget import Budget, Miss
 from evo.run.exports import latest_exports
 from evo.run.layout import model_file_name, resolve_stored
 from evo.run.store import RunStore
-from export.names import IR_FORMATS
+from export.names import IR_FORMATS, LITERT_FORMATS
 
 
 def _precision(text: str | None) -> str | None:
@@ -261,7 +261,12 @@ def _usable(run_dir: Path, rows: list[dict[str, Any]], target: str,
         raise EvoError(f"{run_dir}: no {formats} export",
                        f"export it: evo export {run_dir} --format {formats}")
     on_ort = target.startswith("ort:")
-    runnable = [r for r in wanted if not (on_ort and r["format"] in IR_FORMATS)]
+    on_litert = target.lower().startswith(("litert:", "tflite:"))  # reads .tflite, and only it
+    runnable = [r for r in wanted if not (on_ort and r["format"] in IR_FORMATS)
+                and (r["format"] in LITERT_FORMATS) == on_litert]
+    if not runnable and on_litert:
+        raise EvoError(f"{run_dir}: no LiteRT export for {target}",
+                       f"export it: evo export {run_dir} --format litert,litert-int8")
     if not runnable:
         raise EvoError(f"{run_dir}: no export that {target} runs (OpenVINO IR needs an ov: "
                        "target)", f"export ONNX for onnxruntime: evo export {run_dir} "

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TextIO
 
 from evo.report.progress_state import (
+    SearchStats,
     batch_label,
     generation_text,
     measured_text,
@@ -56,6 +57,7 @@ class LineReporter:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
         self.started = time.monotonic()
+        self.stats = SearchStats()  # the run's compute, for the generation lines
 
     def _print(self, text: str) -> None:
         elapsed = time.monotonic() - self.started
@@ -65,13 +67,15 @@ class LineReporter:
     def __call__(self, event: Event) -> None:
         match event:
             case SearchStarted():
+                self.stats.start(event)
                 self._print(start_text(event))
             case BatchStarted(generation=generation, size=size):
                 self._print(f"{batch_label(generation)}: {size} individuals")
             case ResultArrived(result=result):
+                self.stats.add_result(result)
                 self._print(f"  {result_text(result)}")
             case GenerationDone():
-                self._print(generation_text(event))
+                self._print(generation_text(event, self.stats.compute))
             case SearchDone(reason=reason):
                 self._print(f"search finished: {reason}")
             case MemberMeasured():

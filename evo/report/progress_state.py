@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 
+from evo.run.compute import segment_compute
 from evo.run.counts import Counts
 from evo.search.contract import (
     EpochDone,
@@ -78,10 +79,18 @@ def batch_label(generation: int) -> str:
     return "initial population" if generation == 0 else f"generation {generation}"
 
 
-def generation_text(event: GenerationDone) -> str:
-    """``generation 2 done: front 4, hypervolume 0.7777, trained 14, cached 0, ...``."""
-    return (f"generation {event.generation} done: front {event.front}, hypervolume "
+def generation_text(event: GenerationDone, compute: dict[str, int] | None = None) -> str:
+    """``generation 2 done: front 4, hypervolume 0.7777, trained 14, cached 0, ...`` and the
+    run's compute when it trained anything (``images seen 35,196, epochs trained 28``)."""
+    text = (f"generation {event.generation} done: front {event.front}, hypervolume "
             f"{event.hypervolume:.4f}, {event.counts.text()}")
+    return f"{text}, {compute_text(compute)}" if compute and any(compute.values()) else text
+
+
+def compute_text(compute: dict[str, int], sep: str = ", ") -> str:
+    """The run's training compute so far: ``images seen 35,196, epochs trained 28``."""
+    return (f"images seen {compute['images_seen']:,}{sep}"
+            f"epochs trained {compute['epochs_trained']:,}")
 
 
 def training_text(event: TrainingProgress) -> str:
@@ -152,6 +161,10 @@ class SearchStats:
         self.hypervolume: float | None = None
         self.max_time_s: float | None = None
         self.max_evals: int | None = None
+        self.max_images: int | None = None
+        # The run's training compute (evo.run.compute): its totals at the start, plus what
+        # each arriving result trained.
+        self.compute = {"images_seen": 0, "epochs_trained": 0}
         self.eta = Eta(self.started)
         self._shown: tuple[float, float] | None = None  # (ETA shown, when)
 
@@ -161,6 +174,9 @@ class SearchStats:
         self.started = time.monotonic() if now is None else now
         self.planned = cfg.population * (cfg.generations + 1)
         self.max_evals = cfg.max_evals
+        self.max_images = cfg.max_images
+        stored = event.compute or {}
+        self.compute = {name: int(stored.get(name) or 0) for name in self.compute}
         self.max_time_s = cfg.max_time * 60 if cfg.max_time is not None else None
         self.front, self.hypervolume = event.front, event.hypervolume
         self.update(event.counts, now)
@@ -168,6 +184,11 @@ class SearchStats:
     def update(self, counts: Counts, now: float | None = None) -> None:
         self.counts = counts
         self.eta.observe(counts, time.monotonic() if now is None else now)
+
+    def add_result(self, result: Result) -> None:
+        """Count what one stored result trained (images, epochs) into the compute."""
+        for name, value in segment_compute(result.metrics).items():
+            self.compute[name] += value
 
     def finish(self) -> None:
         """The run ended (a stopping limit may end it before the plan)."""
@@ -198,7 +219,8 @@ class SearchStats:
         return remaining
 
     def text(self, now: float | None = None) -> str:
-        """``front 3 · hypervolume 0.7758 · trained 10 · cached 0 · ... · ETA 1m 02s``."""
+        """``front 3 · hypervolume 0.7758 · trained 10 · cached 0 · ... · images seen 12,570 ·
+        epochs trained 10 · ETA 1m 02s``."""
         parts = []
         if self.front is not None:
             parts.append(f"front {self.front}")
@@ -207,6 +229,10 @@ class SearchStats:
         parts.append(self.counts.text(" · "))
         if self.max_evals:
             parts.append(f"--max-evals {self.counts.evaluated}/{self.max_evals}")
+        if any(self.compute.values()) or self.max_images:  # a problem that trains
+            parts.append(compute_text(self.compute, " · "))
+        if self.max_images:
+            parts.append(f"--max-images {self.compute['images_seen']:,}/{self.max_images:,}")
         eta = self.eta_seconds(now)
         parts.append("ETA -" if eta is None else f"ETA {duration(eta)}")
         return " · ".join(parts)

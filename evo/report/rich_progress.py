@@ -174,6 +174,7 @@ class RichReporter:
         if task is not None:
             self.progress.remove_task(task)
         self._line(f"  {result_text(result)}")
+        self.stats.add_result(result)
         self._update_counts(event)
 
     def _on_generation(self, event: GenerationDone) -> None:
@@ -182,7 +183,7 @@ class RichReporter:
         if self.generation_task is not None:
             self.progress.remove_task(self.generation_task)
             self.generation_task = None
-        self._line(generation_text(event))
+        self._line(generation_text(event, self.stats.compute))
         self._update_counts(event)
 
     def _on_done(self, event: SearchDone) -> None:

@@ -34,7 +34,7 @@ class RunSummary:
     dataset: str | None
     generations_done: int | None  # generations after the initial population (0: only it)
     generations_planned: int | None
-    counts: Counts | None  # individuals trained, cached, skipped, invalid, failed
+    counts: Counts | None  # individuals per outcome (evo.run.counts.OUTCOMES)
     members: int
     best_accuracy: float | None  # best validation accuracy on the current front
     best_accuracy_images: int | None
@@ -43,7 +43,10 @@ class RunSummary:
     note: str | None = None
     hypervolume: float | None = None  # the last generation's, as the search stored it
     train_seconds: float | None = None  # training loops' wall time of the run's own trainings
-    epochs_trained: int | None = None  # epochs those trainings ran
+    # The run's compute (evo.run.compute): epochs trained and training images processed, over
+    # every training segment; images_seen is None for a run of an evo that did not count it.
+    epochs_trained: int | None = None
+    images_seen: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = integral_counts(asdict(self))  # 21698 parameters, not 21698.0
@@ -86,6 +89,7 @@ def _last_update(store: RunStore) -> float | None:
 
 def summarize(run_dir: Path) -> RunSummary:
     """The summary of one run; an unreadable database is a row saying so, not an error."""
+    from evo.run.compute import compute_spent
     from evo.run.front import front_of
     from evo.run.history import compute_of
 
@@ -113,7 +117,7 @@ def summarize(run_dir: Path) -> RunSummary:
                       if isinstance(ev.metrics.get("val_accuracy"), int | float)]
         best = max(accuracies, key=lambda a: a[0]) if accuracies else (None, None)
         params = [ev.objectives["params"] for ev in evs if "params" in ev.objectives]
-        compute = compute_of(store)
+        compute, spent = compute_of(store), compute_spent(store)
         return RunSummary(
             path=str(run_dir),
             status=run_status(run_dir, store.meta("status")),
@@ -130,7 +134,8 @@ def summarize(run_dir: Path) -> RunSummary:
             hypervolume=(store.generation(last) or {}).get("hypervolume")
             if last is not None else None,
             train_seconds=compute.train_seconds,
-            epochs_trained=compute.epochs_trained,
+            epochs_trained=spent["epochs_trained"],
+            images_seen=spent["images_seen"],
         )
     except Exception as exc:  # one bad run is a row saying so, never the end of the listing
         return RunSummary(str(run_dir), "unreadable", None, None, None, None, None, 0, None,

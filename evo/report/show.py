@@ -11,12 +11,74 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from evo.arch.mcu import measured_text
 from evo.errors import EvoError
 from evo.report.readable import canonical_phenotype, integral_counts
+from evo.run.compute import compute_spent
 from evo.run.exports import checked_exports
 from evo.run.layout import resolve_stored
 from evo.run.retrains import RetrainRecord, chosen_retrain, member_ids_hint, retrain_records
 from evo.run.store import Evaluation, Individual, RunStore
+
+
+def search_budget(config: dict[str, Any], problem: dict[str, Any]) -> dict[str, Any]:
+    """Both budgets of a run: what a candidate got in the search (epochs, fidelity, early
+    abort, the training and validation images, a subset's seed) and what the final retrain
+    gets (``--final-epochs`` on all of training + validation). A search on subsets ranks
+    networks by a proxy, so a reader of a member must see both."""
+    from evo.search.rungs import schedule
+
+    dataset = problem.get("dataset") or {}
+    sizes = dataset.get("sizes") or {}
+    subset = dataset.get("subset") or {}
+    full = subset.get("full_sizes") or sizes
+    epochs, fidelity = config.get("epochs"), config.get("fidelity") or "full"
+    halving = fidelity == "halving" and isinstance(epochs, int)
+    return {
+        "epochs": epochs, "seed": config.get("seed"), "fidelity": fidelity,
+        "rungs": list(schedule(int(config.get("min_epochs") or 1), int(config.get("eta") or 3),
+                               epochs)) if halving else None,
+        "early_abort": bool(problem.get("early_abort", False)),
+        "train_images": sizes.get("train"), "val_images": sizes.get("val"),
+        "full_train_images": full.get("train"), "full_val_images": full.get("val"),
+        "subset_seed": subset.get("seed"),
+        "final_epochs": config.get("final_epochs"),
+        "final_train_images": (full["train"] + full["val"]) if full.get("train") is not None
+        and full.get("val") is not None else None,
+    }
+
+
+def _of(part: int | None, whole: int | None, what: str) -> str:
+    if part is None:
+        return f"? {what}"
+    return f"{part:,} {what}" if part == whole else f"{part:,} of {whole:,} {what}"
+
+
+def budget_rows(budget: dict[str, Any], compute: dict[str, Any]) -> list[tuple[str, str]]:
+    """The budgets and the run's compute as (label, text) lines for ``evo show``."""
+    fidelity = "full fidelity" if not budget.get("rungs") else \
+        "successive halving, rungs at " + ", ".join(map(str, budget["rungs"])) + " epochs"
+    data = (f"{_of(budget.get('train_images'), budget.get('full_train_images'), 'training')}"
+            f" / {_of(budget.get('val_images'), budget.get('full_val_images'), 'validation')}"
+            " images")
+    if budget.get("subset_seed") is not None:
+        data += f" (stratified subsets, seed {budget['subset_seed']})"
+    early = "on" if budget.get("early_abort") else "off"
+    final = budget.get("final_epochs")
+    images = budget.get("final_train_images")
+    final_text = "-"
+    if images is not None:
+        final_text = (f"{final} epochs" if final else "evo retrain --epochs N (no "
+                      "--final-epochs)") + f" on all {images:,} training+validation images"
+    spent = compute.get("images_seen")
+    return [
+        ("search budget", f"{budget.get('epochs')} epochs x epochs_mult, {fidelity}, early "
+                          f"abort {early}; {data}"),
+        ("final budget", final_text),
+        ("run compute", f"{'?' if spent is None else f'{spent:,}'} training images, "
+                        f"{compute.get('epochs_trained') or 0:,} epochs trained (all "
+                        "candidates)"),
+    ]
 
 
 def _evaluation_dict(ev: Evaluation | None) -> dict[str, Any] | None:
@@ -132,14 +194,21 @@ def member_details(run_dir: Path, member: int) -> dict[str, Any]:
             "evaluation": _evaluation_dict(ev),
             "network": network,
             "no_network": no_network,
-            "budget": {"epochs": config.get("epochs"), "seed": config.get("seed")},
+            "budget": search_budget(config, store.meta("problem") or {}),
+            "compute": compute_spent(store),  # the whole run's, every training segment
             "retrains": _retrains(store, ind),
-            "exports": [row for row in checked_exports(store)  # missing files say so
+            "exports": [_with_mcu(row) for row in checked_exports(store)  # missing files say so
                         if row["individual_id"] == ind.id],
             "measurements": store.member_measurements(ind.id),
         })
     finally:
         store.close(checkpoint=False)
+
+
+def _with_mcu(row: dict[str, Any]) -> dict[str, Any]:
+    """An export row with its microcontroller figures in one line (litert-int8 only)."""
+    text = measured_text(row.get("details") or {})
+    return row if text is None else {**row, "microcontroller": text}
 
 
 def member_torch_source(run_dir: Path, member: int, *, header: bool = False) -> str:

@@ -107,12 +107,24 @@ CREATE TABLE IF NOT EXISTS measurements (
     source TEXT NOT NULL,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rungs (
+    key TEXT NOT NULL,
+    rung INTEGER NOT NULL,
+    epochs INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    objectives TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    state TEXT,
+    individual_id INTEGER NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (key, rung)
+);
 """
 
 # Every run has these from its creation; a run without one is damaged.
 REQUIRED_TABLES = ("meta", "individuals", "evaluations", "generations", "state")
 # Tables the commands after a search fill; a writer creates a missing one, a reader sees it empty.
-LATER_TABLES = ("retrains", "exports", "measurements")
+LATER_TABLES = ("retrains", "exports", "measurements", "rungs")
 REQUIRED_META = ("schema_version", "config", "grammar_text", "grammar_source")
 # Columns holding JSON, per table; ``meta`` and ``state`` rows are named by their key.
 JSON_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -120,7 +132,7 @@ JSON_COLUMNS: dict[str, tuple[str, ...]] = {
     "evaluations": ("objectives", "metrics"),
     "generations": ("population", "ranks", "crowding", "violation", "rng"),
     "retrains": ("test_correct", "metrics"), "exports": ("details",),
-    "measurements": ("host", "details"),
+    "measurements": ("host", "details"), "rungs": ("objectives", "metrics"),
 }
 _HINT = ("restore the run folder from a copy (run.db together with run.db-wal), or salvage the "
          "readable rows with `sqlite3 run.db .recover`")

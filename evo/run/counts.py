@@ -1,16 +1,19 @@
 """What happened to the individuals of a search, in one vocabulary used everywhere.
 
-Every individual ends in exactly one of five outcomes, all counted cumulatively over the run:
+Every individual ends in exactly one of six outcomes, all counted cumulatively over the run:
 
 - ``trained``: its network was trained by this run and came back ok;
 - ``cached``: its evaluation key already had a result (an earlier individual with the same
   network, or a ``--warm-start`` run), so nothing ran;
 - ``skipped``: a hard constraint (``params``/``macs``) ruled it out before training;
 - ``invalid``: its genome gave no network (mapping failed or the phenotype did not parse);
-- ``failed``: training, export or measurement failed.
+- ``failed``: training, export or measurement failed;
+- ``stopped``: its training was stopped before the full budget: not promoted at a rung of
+  successive halving (``--fidelity halving``), or no better than chance after its first epoch
+  (``--early-abort``).
 
 The progress lines, the live status line, ``evo runs`` (table and ``--json``) and the front
-plot's caption all show these five words. The search keeps a running :class:`Counts` and sends it
+plot's caption all show these six words. The search keeps a running :class:`Counts` and sends it
 with its events (:func:`outcome` classifies one individual as its result arrives); a finished or
 interrupted run is counted from ``run.db`` with :func:`counts_of`, which applies the same
 :func:`outcome` to every individual, so the live figures and the stored ones cannot disagree.
@@ -24,7 +27,7 @@ from dataclasses import asdict, dataclass, replace
 from evo.run.status import Status
 from evo.run.store import Evaluation, Individual, RunStore
 
-OUTCOMES = ("trained", "cached", "skipped", "invalid", "failed")
+OUTCOMES = ("trained", "cached", "skipped", "invalid", "failed", "stopped")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Counts:
     skipped: int = 0
     invalid: int = 0
     failed: int = 0
+    stopped: int = 0
 
     @classmethod
     def of(cls, outcomes: Iterable[str]) -> Counts:
@@ -47,13 +51,14 @@ class Counts:
     @property
     def total(self) -> int:
         """Individuals whose outcome is known (the ones still in training are not)."""
-        return self.trained + self.cached + self.skipped + self.invalid + self.failed
+        return self.trained + self.cached + self.skipped + self.invalid + self.failed + \
+            self.stopped
 
     @property
     def evaluated(self) -> int:
-        """Evaluations this run ran itself (trained, skipped or failed): what ``--max-evals``
-        counts; cached and invalid individuals cost nothing."""
-        return self.trained + self.skipped + self.failed
+        """Candidates this run started itself (trained, skipped, failed or stopped): what
+        ``--max-evals`` counts; cached and invalid individuals cost nothing."""
+        return self.trained + self.skipped + self.failed + self.stopped
 
     def moved(self, old: str | None, new: str | None) -> Counts:
         """These counts with one individual moved from ``old`` to ``new`` (None: uncounted)."""
@@ -68,8 +73,8 @@ class Counts:
         return asdict(self)
 
     def text(self, sep: str = ", ") -> str:
-        """``trained 11, cached 3, skipped 15, invalid 2, failed 0``: every word, always, so
-        lines from different moments and commands read alike."""
+        """``trained 11, cached 3, skipped 15, invalid 2, failed 0, stopped 0``: every word,
+        always, so lines from different moments and commands read alike."""
         return sep.join(f"{name} {getattr(self, name)}" for name in OUTCOMES)
 
 
@@ -77,7 +82,9 @@ def outcome(ind: Individual, ev: Evaluation | None) -> str | None:
     """The outcome of one individual given its key's stored evaluation (None: not known yet).
 
     An evaluation belongs to the individual that ran it (``ev.individual_id``); every other
-    individual with the same key, and a copy from a warm-start run, is a cache hit.
+    individual with the same key, and a copy from a warm-start run, is a cache hit (also one
+    that continues a candidate stopped in an earlier generation: the candidate was started
+    once, and its owner's outcome follows it).
     """
     if ind.eval_key is None:
         return "invalid"
@@ -89,6 +96,8 @@ def outcome(ind: Individual, ev: Evaluation | None) -> str | None:
         return "trained"
     if ev.status == Status.SKIPPED:
         return "skipped"
+    if ev.status == Status.STOPPED:
+        return "stopped"
     return "failed"
 
 

@@ -14,6 +14,8 @@ not the others would delete a user's weights; here the writer and the parser sit
       models/<key[:24]>.onnx          ONNX file a measured objective was timed on
       models/retrained-<m>-<n>.pt     weights of retrain n, asked for as member m
       models/retrained-<m>.pt         weights of a member's retrain in runs of older evo
+      states/<key[:24]>-e<n>.pt       training state of evaluation key after n epochs (successive
+                                      halving: where a promoted candidate continues from)
       export/<member>/<format>/       the files of one export format (model.onnx, manifest...)
       export/.staging-<pid>-<token>-<member>/   an export being built (evo.run.exports)
       report/                         the default folder of ``evo report`` (HTML and figures)
@@ -34,12 +36,13 @@ DB_NAME = "run.db"
 LOCK_NAME = ".lock"
 CONFIG_NAME = "config.toml"
 MODELS_DIR = "models"
+STATES_DIR = "states"
 EXPORT_DIR = "export"
 REPORT_DIR = "report"
 KEY_CHARS = 24  # an evaluation key's file names carry its first 24 hex digits
 TEMPORARY_SUFFIX = ".tmp"  # a file being written; swept by the next writer
 STAGING_PREFIX = ".staging-"  # <base>/.staging-<pid>-<token>-<member>/<format>/
-MODEL_SUFFIXES = (".onnx", ".xml")  # the file a runtime reads in an export format folder
+MODEL_SUFFIXES = (".onnx", ".xml", ".tflite")  # the file a runtime reads in an export folder
 
 _RETRAIN_NAME = re.compile(r"retrained-(\d+)-(\d+)\.pt")
 _PENDING_RETRAIN_PREFIX = ".retrained-"
@@ -138,10 +141,21 @@ def candidate_onnx_path(run_dir: Path, key: str) -> Path:
     return models_dir(run_dir) / f"{key[:KEY_CHARS]}.onnx"
 
 
+def states_dir(run_dir: Path) -> Path:
+    """``RUN_DIR/states``: training states of candidates stopped before their full budget."""
+    return Path(run_dir) / STATES_DIR
+
+
+def candidate_state_path(run_dir: Path, key: str, epochs: int) -> Path:
+    """The training state of evaluation ``key`` after ``epochs`` epochs (successive halving):
+    ``states/<key[:24]>-e<epochs>.pt``."""
+    return states_dir(run_dir) / f"{key[:KEY_CHARS]}-e{int(epochs)}.pt"
+
+
 def candidate_key_prefix(path: Path) -> str | None:
-    """The 24-digit key prefix of a per-evaluation file (weights, ONNX, or one being
-    written), else ``None`` (retrained weights, anything else)."""
-    stem = Path(path).name.split(".", 1)[0]
+    """The 24-digit key prefix of a per-evaluation file (weights, ONNX, training state, or
+    one being written), else ``None`` (retrained weights, anything else)."""
+    stem = Path(path).name.split(".", 1)[0].split("-e", 1)[0]
     return stem if len(stem) == KEY_CHARS and set(stem) <= _HEX else None
 
 
@@ -224,7 +238,7 @@ def staging_writer_pid(staging: Path) -> int | None:
 
 
 def model_file_name(names: list[str] | tuple[str, ...]) -> str | None:
-    """The file a runtime reads among an export format's files (``.onnx`` or ``.xml``)."""
+    """The file a runtime reads among an export format's files (``.onnx``, ``.xml``, ...)."""
     return next((name for name in names if str(name).lower().endswith(MODEL_SUFFIXES)), None)
 
 

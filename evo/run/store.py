@@ -6,8 +6,9 @@ committed state intact. A clean close checkpoints the WAL so a finished run is o
 
 :class:`RunStore` opens, locks (:mod:`evo.run.lock`) and closes the run, and holds ``meta`` and
 ``state``; its table queries live beside it, one module per group of tables
-(:mod:`evo.run.individuals`, :mod:`evo.run.generations`, :mod:`evo.run.outputs`; retrains in
-:mod:`evo.run.retrains`). docs/run-format.md describes every table.
+(:mod:`evo.run.individuals`, :mod:`evo.run.generations`, :mod:`evo.run.outputs`,
+:mod:`evo.run.rungs`; retrains in :mod:`evo.run.retrains`). docs/run-format.md describes every
+table.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ from evo.run.individuals import Evaluation, Individual, IndividualQueries, dumps
 from evo.run.layout import DB_NAME, LOCK_NAME, db_path, holds_run, models_dir, new_db_path
 from evo.run.lock import RunLock
 from evo.run.outputs import OutputQueries
+from evo.run.rungs import RungQueries
 
 # Importers of this module use these names; they live in the modules above.
 __all__ = ["DB_NAME", "LOCK_NAME", "Evaluation", "Individual", "RunLock", "RunStore"]
 
 # Tables whose rows carry a ``created`` time (the last write of a run is the newest of them).
-_TIMED_TABLES = ("individuals", "evaluations", "generations", "retrains")
+_TIMED_TABLES = ("individuals", "evaluations", "generations", "retrains", "rungs")
 # SQLite result codes of a write the disk refused: SQLITE_FULL (13, any extended code) and the
 # write-side SQLITE_IOERR codes (plain, _WRITE, _FSYNC, _DIR_FSYNC, _TRUNCATE, _SHMSIZE); read
 # errors are left to the damaged-file messages.
@@ -62,7 +64,7 @@ def disk_error(run_dir: Path, exc: sqlite3.OperationalError, *, creating: bool =
                     f"evo search --resume {run_dir}")
 
 
-class RunStore(IndividualQueries, GenerationQueries, OutputQueries):
+class RunStore(IndividualQueries, GenerationQueries, OutputQueries, RungQueries):
     """Typed access to ``run.db``; every write is one transaction."""
 
     def __init__(self, run_dir: Path, conn: sqlite3.Connection, lock: RunLock | None) -> None:

@@ -35,8 +35,8 @@ __all__ = [
     "BatchStarted", "CandidateStarted", "Counted", "EpochDone", "Evaluator", "Event",
     "GenerationDone", "Job", "Listener", "Measured", "MeasuringProblem", "MemberMeasured",
     "Notice", "PendingBatch", "PerWorkerEvaluator", "Prepares", "Problem", "ProblemFactory",
-    "ReportsProgress", "Result", "ResultArrived", "SearchDone", "SearchStarted", "Status",
-    "TrainingProgress", "derive_seed",
+    "ReportsProgress", "Result", "ResultArrived", "RungDone", "SearchDone", "SearchStarted",
+    "Status", "TrainingProgress", "derive_seed",
 ]
 
 
@@ -45,19 +45,29 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Job:
-    """One evaluation to run: the key, the text the problem needs, and the derived seed."""
+    """One evaluation to run: the key, the text the problem needs, and the derived seed.
+
+    With successive halving a job is one rung of a candidate's one continuous training:
+    ``epochs`` is the rung's epochs in units of ``--epochs`` (the evaluator scales it to the
+    candidate's own budget with :func:`evo.search.rungs.scaled_epochs`; ``None``: the full
+    budget, the last rung), and ``resume`` the bytes of the training state the previous rung
+    stored (``None``: a fresh start). Full fidelity leaves both ``None``.
+    """
 
     individual_id: int
     key: str
     text: str
     seed: int
+    epochs: int | None = None
+    resume: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
 class Result:
     """What an evaluator returns for a job; failures are results, never exceptions.
 
-    ``status`` is ``ok``, ``failed`` or ``skipped`` (a hard limit known before training), or
+    ``status`` is ``ok``, ``failed``, ``skipped`` (a hard limit known before training) or
+    ``stopped`` (no better than chance after the first epoch, ``--early-abort``), or
     ``retry``/``lost``: not the candidate's result (the machine or its worker failed), never
     stored (:mod:`evo.search.failures`). A plain string is taken and turned into the
     :class:`Status` of that word.
@@ -210,6 +220,9 @@ class SearchStarted(Counted):
     front: int | None = None
     hypervolume: float | None = None
     batch: PendingBatch | None = None
+    # The run's training compute so far (evo.run.compute: images_seen, epochs_trained); a
+    # view adds each arriving result's own figures to it.
+    compute: dict[str, int | None] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,6 +256,21 @@ class GenerationDone(Counted):
     generation: int
     hypervolume: float
     front: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RungDone(Counted):
+    """Successive halving passed a rung's barrier (every result of the rung is in):
+    ``promoted`` of the ``entered`` candidates continue to the next rung; the others are
+    stopped (none continue after the last rung). ``rung`` counts from 0 of ``rungs``;
+    ``epochs`` is the rung's epochs in units of ``--epochs``."""
+
+    generation: int
+    rung: int
+    rungs: int
+    epochs: int
+    entered: int
+    promoted: int
 
 
 @dataclass(frozen=True, kw_only=True)

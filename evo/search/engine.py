@@ -6,7 +6,9 @@ samples), commits them together with the generator state *before* returning thei
 a result, NSGA-II survival runs and the generation is committed. Because all state lives in
 ``run.db`` and every random draw comes from the stored generator, a run killed at any instant and
 reopened with :meth:`Search.open` continues exactly as if it had never stopped, and results may
-arrive in any order (survival sorts by member id), so serial and parallel executors agree.
+arrive in any order (survival sorts by member id), so serial and parallel executors agree. With
+``--fidelity halving`` a batch trains in rungs (:mod:`evo.search.halving_steps`): ``ask()``
+returns the jobs of the current rung; the batch is complete when its last rung is settled.
 
 The search knows nothing of networks: a :class:`evo.search.contract.Problem` turns phenotypes
 into evaluation keys and provides the (picklable) evaluator, so the loop can be driven by a
@@ -28,9 +30,10 @@ from evo.config import SearchConfig
 from evo.ge.grammar import Grammar, parse_grammar
 from evo.moo.indicators import default_scale
 from evo.moo.objectives import Constraint
+from evo.run.compute import add_compute, compute_spent
 from evo.run.counts import Counts, outcome, outcomes_of
-from evo.run.files import write_result_files
 from evo.run.front import front_of
+from evo.run.rungs import sweep_states
 from evo.run.store import Evaluation, Individual, RunStore
 from evo.search.breeding import Breeder, Child
 from evo.search.contract import (
@@ -51,7 +54,8 @@ from evo.search.contract import (
     Status,
     derive_seed,
 )
-from evo.search.failures import Retries
+from evo.search.failures import Retries, write_files_or_retry
+from evo.search.halving_steps import HalvingSteps
 from evo.search.start import (
     check_same_problem,
     new_run,
@@ -63,7 +67,7 @@ from evo.search.survival import member, survive
 from evo.search.warmstart import copy_evaluation, open_warm_start
 
 
-class Search:
+class Search(HalvingSteps):
     """A run in progress; build with :meth:`create` or :meth:`open`, drive with ask/tell."""
 
     def __init__(self, store: RunStore, config: SearchConfig, problem: Problem,
@@ -78,7 +82,7 @@ class Search:
         self.breeder = Breeder(grammar, problem, config)
         self.started = time.monotonic()
         self.listeners: list[Listener] = []
-        self.retries = Retries()  # keys the machine failed to evaluate, this process only
+        self.retries = Retries(config.task_retries)  # keys the machine failed, this process
         # Outcomes so far (sent with every event); those of the pending batch are kept by
         # member id, because a result or a measurement can still change them.
         known = outcomes_of(store)
@@ -87,6 +91,7 @@ class Search:
         self.warm: RunStore | None = None
         if config.warm_start:
             self.warm = open_warm_start(Path(config.warm_start), problem.describe())
+        self._start_halving(config)
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -121,6 +126,7 @@ class Search:
                 store.set_meta(conn, "config", config.to_dict())
             write_config_toml(run_dir, config)
             sweep_orphans(store)
+            sweep_states(store)
         except BaseException:
             store.close()
             raise
@@ -167,7 +173,7 @@ class Search:
         return SearchStarted(run_dir=str(self.store.run_dir), config=self.config,
                              workers=self.config.workers, counts=self.counts,
                              generation=self.generation, front=front, hypervolume=hypervolume,
-                             batch=batch)
+                             batch=batch, compute=compute_spent(self.store))
 
     # -- stopping --------------------------------------------------------------------------
     @property
@@ -192,6 +198,9 @@ class Search:
         if self.config.max_evals is not None and self.counts.evaluated >= \
                 self.config.max_evals:
             return f"{self.config.max_evals} evaluations done"
+        spent = compute_spent(self.store)["images_seen"] or 0
+        if self.config.max_images is not None and spent >= self.config.max_images:
+            return f"--max-images {self.config.max_images:,} reached ({spent:,} images seen)"
         if self.config.max_time is not None and \
                 time.monotonic() - self.started >= self.config.max_time * 60:
             return f"time limit of {self.config.max_time} min reached"
@@ -216,6 +225,8 @@ class Search:
         return jobs
 
     def _jobs_for(self, ids: list[int]) -> list[Job]:
+        if self.halving is not None:
+            return self._rung_jobs(ids)
         known = self.store.evaluations()
         jobs, seen = [], set()
         for ind in self.store.individuals(ids):
@@ -224,15 +235,19 @@ class Search:
             if ind.eval_key is None or ind.eval_key in known or ind.eval_key in seen or \
                     self.retries.exhausted(ind.eval_key):
                 continue
-            if self.warm is not None:
-                copied = copy_evaluation(self.warm, self.store, ind)
-                if copied is not None:  # the warm-start run's result: a cache hit
-                    self._settle(ind, copied)
-                    continue
+            if self._warm_copy(ind):
+                continue
             seen.add(ind.eval_key)
             jobs.append(Job(ind.id, ind.eval_key, self._text_for(ind),
                             derive_seed(self.config.seed, ind.eval_key)))
         return jobs
+
+    def _warm_copy(self, ind: Individual) -> bool:
+        """Copy the warm-start run's result of ``ind``'s key (a cache hit), if it has one."""
+        copied = None if self.warm is None else copy_evaluation(self.warm, self.store, ind)
+        if copied is not None:
+            self._settle(ind, copied)
+        return copied is not None
 
     def _text_for(self, ind: Individual) -> str:
         described = self.problem.candidate(ind.phenotype or "")
@@ -284,18 +299,23 @@ class Search:
     def tell(self, result: Result) -> None:
         """Record one result at once (any order); completes the generation when it is the
         batch's last missing key."""
+        result = write_files_or_retry(self.store.run_dir, result)  # before run.db names them
         settled = self.retries.settle(result)
         if settled is None:  # the machine failed, not the candidate: asked again later
             self.emit(Notice(text=self.retries.note(result)))
             return
         result = settled
-        write_result_files(self.store.run_dir, result.files)  # before run.db names them
+        if self.halving is not None:
+            self._tell_rung(result)
+            return
         ev = Evaluation(
             key=result.key, individual_id=result.individual_id, status=result.status,
             reason=result.reason, objectives=dict(result.objectives),
             metrics=dict(result.metrics), device=result.device, threads=result.threads,
             seconds=result.seconds, weights=result.weights, source="trained")
         with self.store.transaction() as conn:
+            if self.store.evaluation(ev.key) is None:  # a duplicate cost nothing new
+                add_compute(self.store, conn, ev.metrics)
             self.store.add_evaluation(conn, ev)
         for ind in self.store.individuals(self.pending):
             if ind.eval_key == result.key:
@@ -308,10 +328,11 @@ class Search:
         if not pending:
             return
         batch = self.store.individuals(pending)
-        if not self.store.has_evaluations({ind.eval_key for ind in batch if ind.eval_key}):
+        generation = batch[0].generation
+        if (self.halving is not None and not self.halving.settled(generation)) or \
+                not self.store.has_evaluations({ind.eval_key for ind in batch if ind.eval_key}):
             return  # cheap check on every tell; the full read happens once per generation
         evaluations = self._measure_batch(batch, self.store.evaluations())
-        generation = batch[0].generation
         previous = self.store.generation(generation - 1) if generation > 0 else None
         pool_ids = (previous["population"] if previous else []) + pending
         pool = [member(ind, evaluations, self.objectives, self.constraints)
@@ -322,7 +343,7 @@ class Search:
                    if ev.individual_id not in pending or ev.source == "warm-start"}
         cache_hits = sum(1 for ind in batch if ind.eval_key in earlier)
         failures = sum(1 for ind in batch if ind.eval_key is None or
-                       evaluations[ind.eval_key].status != Status.OK)
+                       evaluations[ind.eval_key].status not in (Status.OK, Status.STOPPED))
         with self.store.transaction() as conn:
             self.store.add_generation(
                 conn, generation, [m.ind.id for m in kept.members], kept.ranks.tolist(),
@@ -363,9 +384,7 @@ class Search:
             updated = self.store.evaluation(ev.key)
             assert updated is not None
             evaluations[ev.key] = updated
-            for other in batch:
-                if other.eval_key == ev.key:
-                    self._settle(other, updated)
+            self._recount(batch, ev, updated)
             self.emit(MemberMeasured(member=ev.individual_id, objectives=measured.objectives,
                                      failure=measured.failure, counts=self.counts))
         return evaluations

@@ -19,9 +19,10 @@ from evo.errors import EvoError
 from evo.search.contract import Result, Status
 
 # Result statuses that are not results of the candidate: Status.RETRY (the machine failed: disk
-# full, I/O error; retried, then the run stops for --resume) and Status.LOST (the process
-# evaluating it died; retried, then a final failure, most likely the candidate's own).
-MAX_RETRIES = 2  # further attempts after the first one, for either kind
+# full, I/O error; retried MAX_RETRIES times, then the run stops for --resume) and Status.LOST
+# (the process or Ray worker evaluating it died; retried --task-retries times, then a final
+# failure, most likely the candidate's own).
+MAX_RETRIES = 2  # further attempts after the first one for a failure of the machine
 
 # OSError numbers that describe the machine (storage, files, permissions), never a network.
 MACHINE_ERRNOS = frozenset({
@@ -50,8 +51,13 @@ class Retries:
     """Attempts of each evaluation key that failed for the machine, in this process (a resumed
     run starts afresh: the keys were never stored, so it evaluates them again)."""
 
-    def __init__(self) -> None:
+    def __init__(self, task_retries: int = 1) -> None:
         self.reasons: dict[str, list[str]] = {}
+        self.task_retries = task_retries  # further attempts of a job lost with its worker
+        self.statuses: dict[str, Status] = {}  # the kind of each key's last failure
+
+    def _allowed(self, status: Status) -> int:
+        return MAX_RETRIES if status == Status.RETRY else self.task_retries
 
     def settle(self, result: Result) -> Result | None:
         """``None`` when ``result`` is not the candidate's (nothing is stored; the key is asked
@@ -63,7 +69,8 @@ class Retries:
         if result.status in (Status.RETRY, Status.LOST):
             tries = self.reasons.setdefault(result.key, [])
             tries.append(result.reason or result.status)
-            if result.status == Status.RETRY or len(tries) <= MAX_RETRIES:
+            self.statuses[result.key] = result.status
+            if result.status == Status.RETRY or len(tries) <= self.task_retries:
                 return None
             retries = len(tries) - 1
             result = dataclasses.replace(
@@ -78,22 +85,41 @@ class Retries:
     def note(self, result: Result) -> str:
         """The progress line for a result ``settle`` dropped."""
         tries = len(self.reasons.get(result.key, []))
-        then = ("will be retried" if tries <= MAX_RETRIES else
+        allowed = self._allowed(result.status)
+        then = ("will be retried" if tries <= allowed else
                 "left unevaluated (it is evaluated again by --resume)")
         return (f"  member {result.individual_id}: not evaluated, {result.reason} (attempt "
-                f"{tries} of {MAX_RETRIES + 1}, a failure of this machine, not of the "
+                f"{tries} of {allowed + 1}, a failure of this machine, not of the "
                 f"candidate); {then}")
 
     def exhausted(self, key: str | None) -> bool:
         """True when ``key`` failed for the machine on every attempt: ask for it no more."""
-        return key is not None and len(self.reasons.get(key, [])) > MAX_RETRIES
+        return key is not None and key in self.statuses and \
+            len(self.reasons[key]) > self._allowed(self.statuses[key])
 
     def stop(self, run_dir: Path) -> EvoError:
         """Why the search cannot finish its batch: the keys the machine kept failing."""
-        stuck = [reasons[-1] for reasons in self.reasons.values() if len(reasons) > MAX_RETRIES]
+        stuck = [reasons[-1] for key, reasons in self.reasons.items() if self.exhausted(key)]
         return EvoError(
             f"{len(stuck)} candidate(s) could not be evaluated, {MAX_RETRIES + 1} attempts each, "
             f"because this machine failed: {stuck[0]}; they stay unevaluated, nothing was "
             "recorded as their result",
             f"fix the cause (e.g. free disk space), then continue with evo search --resume "
             f"{run_dir}")
+
+
+def write_files_or_retry(run_dir: Path, result: Result) -> Result:
+    """Write the files ``result`` brings (the driver is the run folder's only writer); when the
+    machine cannot (disk full, file too large, I/O error) the result becomes a ``retry``: the
+    candidate is asked again, and after MAX_RETRIES the run stops for ``--resume``."""
+    from evo.run.files import write_result_files
+
+    try:
+        write_result_files(run_dir, result.files)
+    except OSError as exc:
+        reason = machine_failure(exc)
+        if reason is None:
+            raise
+        return Result(result.key, result.individual_id, Status.RETRY,
+                      f"writing its files failed: {reason}")
+    return result

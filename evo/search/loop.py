@@ -12,6 +12,7 @@ code 130).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,9 +57,9 @@ def run_search(config: SearchConfig | None, *, problem_factory: ProblemFactory,
     progress = search.emit if search.listeners else None
     status = "interrupted"
     try:
-        with make_executor(search.problem.evaluator(), search.config.workers, progress,
-                           search.config.candidate_timeout) as executor:
-            search.emit(search.started_event())
+        with make_executor(search.problem.evaluator(), search.config, progress) as executor:
+            # The evaluations in flight: --workers, or GPUs x --jobs-per-gpu.
+            search.emit(dataclasses.replace(search.started_event(), workers=executor.workers))
             while not search.done:
                 _refuse_a_hopeless_start(search)  # a resumed run that stopped there before
                 for result in executor.run(search.ask()):

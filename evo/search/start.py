@@ -97,8 +97,10 @@ def write_config_toml(run_dir: Path, config: SearchConfig) -> None:
 def sweep_orphans(store: RunStore) -> None:
     """Files an evaluation wrote before a kill stopped its row from being committed are
     deleted: unfinished temporaries, and per-key files (``<key[:24]>.pt``/``.onnx``) whose
-    key has no evaluation. Anything else in ``models/`` (retrained weights) is kept."""
-    known = {key[:layout.KEY_CHARS] for key in store.evaluations()}
+    key has no evaluation nor rung result (successive halving writes a key's evaluation at
+    its rung's barrier). Anything else in ``models/`` (retrained weights) is kept."""
+    known = {key[:layout.KEY_CHARS] for key in store.evaluations()} | \
+        {key[:layout.KEY_CHARS] for key, _rung in store.rung_results()}
     for path in layout.models_dir(store.run_dir).iterdir():
         if not path.is_file():
             continue

@@ -4,8 +4,13 @@ hypervolume of the survivors.
 Why members carry a violation: NSGA-II ranks infeasible members below every feasible one, by how
 far they miss. A member whose genome gave no network, whose training failed or that lacks an
 objective must never outrank a real one, so each gets a violation far beyond any constraint miss
-(``INVALID_VIOLATION`` below ``FAILED_VIOLATION`` below every constraint). Members are sorted by
-id before survival, so the order results arrived in (serial or parallel) changes nothing.
+(``INVALID_VIOLATION`` below ``FAILED_VIOLATION`` below every constraint). A candidate whose
+training was stopped (successive halving did not promote it, or it was no better than chance)
+ranks below every full-budget member but above failures: ``STOPPED_VIOLATION`` plus a step per
+rung it fell short of the last plus its error at the rung it reached, so among themselves the
+stopped rank by how far they got, then by error (parents for the next batch when too few members
+finished). Members are sorted by id before survival, so the order results arrived in (serial or
+parallel) changes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from evo.run.store import Evaluation, Individual
 # Violation levels that rank below every constraint miss (see nsga2.rank_and_crowding).
 INVALID_VIOLATION = 1e9
 FAILED_VIOLATION = 1e6
+STOPPED_VIOLATION = 1e5
+STOPPED_RUNG_STEP = 1e3  # per rung short of the last (fewer than 100 rungs: below failures)
 
 
 @dataclass
@@ -45,6 +52,11 @@ def member(ind: Individual, evaluations: dict[str, Evaluation], objectives: tupl
         raise RuntimeError(f"member {ind.id} has no evaluation yet")
     if ev.status == Status.FAILED:
         return Member(ind, ev.objectives, FAILED_VIOLATION, Status.FAILED)
+    if ev.status == Status.STOPPED:
+        short = int(ev.metrics.get("rungs", 1)) - 1 - int(ev.metrics.get("rung", 0))
+        error = min(1.0, max(0.0, float(ev.objectives.get("error", 1.0))))
+        return Member(ind, ev.objectives, STOPPED_VIOLATION + STOPPED_RUNG_STEP * max(0, short)
+                      + error, Status.STOPPED)
     values = dict(ev.objectives)
     if ev.status == Status.OK and any(name not in values for name in objectives):
         return Member(ind, values, FAILED_VIOLATION, Status.FAILED)  # an objective is missing
