@@ -39,27 +39,16 @@ import numpy as np
 from evo.arch import parse_arch, resolve
 from evo.arch.mcu import estimate_mcu
 from evo.arch.mcu_graph import lower
-from evo.ge.grammar import load_grammar
-from evo.ge.mapper import map_genome
+
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:  # imported by file path (the tests), random_phenotypes is beside it
+    sys.path.insert(0, HERE)
+from random_phenotypes import sample_phenotypes  # noqa: E402
 
 GRAMMARS = ("cnn_topology", "cnn_full", "mobile")
 SHAPES = ((1, 28, 28), (3, 32, 32))
 CLASSES = 10
 CALIBRATION = 8
-
-
-def sample_phenotypes(grammar_name: str, count: int, rng: np.random.Generator) -> list[str]:
-    """``count`` distinct valid phenotypes from uniform random genomes (default GE settings)."""
-    grammar = load_grammar(grammar_name)
-    found: list[str] = []
-    for _ in range(count * 50):
-        genome = rng.integers(0, 100_001, size=100).tolist()
-        derivation = map_genome(grammar, genome, max_wraps=0, max_tree_depth=90)
-        if derivation.valid and derivation.phenotype not in found:
-            found.append(derivation.phenotype)  # type: ignore[arg-type]
-            if len(found) == count:
-                break
-    return found
 
 
 def trained_like(model: Any, seed: int) -> Any:

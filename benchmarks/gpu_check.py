@@ -31,6 +31,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,9 +39,12 @@ from torch import nn
 
 from evo.arch import ResolvedArch, parse_arch, resolve
 from evo.errors import EvoError
-from evo.ge.grammar import load_grammar
-from evo.ge.mapper import map_genome
 from evo.net.model import build_model, count_macs, count_params
+
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:  # imported by file path (the tests), random_phenotypes is beside it
+    sys.path.insert(0, HERE)
+from random_phenotypes import sample_phenotypes  # noqa: E402
 
 INPUT_SHAPE = (3, 32, 32)
 NUM_CLASSES = 10
@@ -87,20 +91,6 @@ class Outcome:
         if not self.bf16_finite:
             out.append("bf16 loss or gradients not finite")
         return out
-
-
-def sample_phenotypes(grammar_name: str, count: int, rng: np.random.Generator) -> list[str]:
-    """``count`` distinct valid phenotypes from uniform random genomes (default GE settings)."""
-    grammar = load_grammar(grammar_name)
-    found: list[str] = []
-    for _ in range(count * 50):
-        genome = rng.integers(0, 100_001, size=100).tolist()
-        derivation = map_genome(grammar, genome, max_wraps=0, max_tree_depth=90)
-        if derivation.valid and derivation.phenotype not in found:
-            found.append(derivation.phenotype)  # type: ignore[arg-type]
-            if len(found) == count:
-                break
-    return found
 
 
 def relative_error(result: torch.Tensor, reference: torch.Tensor) -> float:

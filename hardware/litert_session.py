@@ -12,14 +12,13 @@ the same path to time, and a different call would misstate it), so that column s
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 
-from hardware.errors import HardwareError, one_line
+from hardware.errors import HardwareError
 from hardware.models import ModelInfo
-from hardware.sessions import OpenModel
+from hardware.sessions import OpenModel, timed_load
 from hardware.targets import TargetInfo
 
 
@@ -31,19 +30,18 @@ def open_litert(model: ModelInfo, target: TargetInfo, threads: int) -> OpenModel
         raise HardwareError(
             f"{target.name}: ai-edge-litert is not installed", "pip install ai-edge-litert"
         ) from None
-    start = time.perf_counter()
-    try:
+
+    def load() -> Any:
         interpreter = Interpreter(model_path=model.path, num_threads=threads)
         _make_static(interpreter)
         interpreter.allocate_tensors()
-    except HardwareError:
-        raise
-    except Exception as exc:
-        raise HardwareError(
-            f"{model.path}: LiteRT cannot load it ({one_line(exc)})",
-            "check the file is a complete .tflite model this ai-edge-litert version supports",
-        ) from None
-    load_ms = (time.perf_counter() - start) * 1e3
+        return interpreter
+
+    interpreter, load_ms = timed_load(
+        load,
+        f"{model.path}: LiteRT cannot load it",
+        "check the file is a complete .tflite model this ai-edge-litert version supports",
+    )
     details = interpreter.get_input_details()
     specs = tuple(
         (str(d["name"]), tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]).name)

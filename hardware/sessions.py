@@ -14,7 +14,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from hardware.onnx_identity import ONNX_ELEM_TYPES, identity_onnx
 from hardware.targets import ORT_PROVIDERS, TargetInfo, not_applicable, ov_core
 
 InputSpec = tuple[str, tuple[int, ...], str]  # (name, static shape, numpy dtype name)
+_Loaded = TypeVar("_Loaded")
 
 _ORT_DTYPES = {
     "tensor(float)": np.float32,
@@ -131,21 +132,31 @@ def _ort_providers(device: str) -> list[str]:
     return [provider] if device == "cpu" else [provider, "CPUExecutionProvider"]
 
 
+def timed_load(load: Callable[[], _Loaded], failure: str, hint: str) -> tuple[_Loaded, float]:
+    """``load()`` and its wall time in ms, the same on every runtime: whatever the runtime
+    raises becomes one HardwareError line, ``failure (reason)`` with ``hint``; our own
+    HardwareError (a shape that cannot be made static) passes through unchanged."""
+    start = time.perf_counter()
+    try:
+        loaded = load()
+    except HardwareError:
+        raise
+    except Exception as exc:
+        raise HardwareError(f"{failure} ({one_line(exc)})", hint) from None
+    return loaded, (time.perf_counter() - start) * 1e3
+
+
 def _open_ort(model: ModelInfo, target: TargetInfo, threads: int) -> OpenModel:
     import onnxruntime as ort
 
     providers = _ort_providers(target.target.device)
-    start = time.perf_counter()
-    try:
-        session = ort.InferenceSession(
+    session, load_ms = timed_load(
+        lambda: ort.InferenceSession(
             model.path, sess_options=_ort_options(ort, threads), providers=providers
-        )
-    except Exception as exc:
-        raise HardwareError(
-            f"{model.path}: onnxruntime cannot load it ({one_line(exc)})",
-            "check the file is a complete ONNX model this onnxruntime version supports",
-        ) from None
-    load_ms = (time.perf_counter() - start) * 1e3
+        ),
+        f"{model.path}: onnxruntime cannot load it",
+        "check the file is a complete ONNX model this onnxruntime version supports",
+    )
     applied = session.get_providers()
     if applied[0] != providers[0]:
         raise HardwareError(
@@ -252,19 +263,17 @@ def _open_ov(model: ModelInfo, target: TargetInfo, threads: int) -> OpenModel:
     core = ov_core()
     device = target.target.device
     config = _ov_config(core, device, threads)
-    start = time.perf_counter()
-    try:
+
+    def load() -> Any:
         ov_model = core.read_model(model.path)
         _ov_make_static(model, ov_model)
-        compiled = core.compile_model(ov_model, device, config)
-    except HardwareError:
-        raise
-    except Exception as exc:
-        raise HardwareError(
-            f"{model.path}: OpenVINO cannot load it on {target.name} ({one_line(exc)})",
-            "check the file is a complete model and the device supports its operations",
-        ) from None
-    load_ms = (time.perf_counter() - start) * 1e3
+        return core.compile_model(ov_model, device, config)
+
+    compiled, load_ms = timed_load(
+        load,
+        f"{model.path}: OpenVINO cannot load it on {target.name}",
+        "check the file is a complete model and the device supports its operations",
+    )
 
     request = compiled.create_infer_request()
     specs = tuple(

@@ -1,14 +1,23 @@
-"""The network, data and training that tests/test_export.py exports: sklearn's digits, seeded.
+"""The network, data and training that tests/test_export.py and tests/test_litert_export.py
+export: sklearn's digits, seeded, and the module-scoped ``digits`` and ``trained`` fixtures.
 
-Kept apart so the test module holds tests; everything runs on one torch thread.
+Kept apart so the test modules hold tests; everything runs on one torch thread. A test module
+takes the fixtures by naming them at module level (``digits = _export_helpers.digits``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 import torch
 from sklearn.datasets import load_digits
 from torch import nn
+
+from export.formats import export_all
+from export.request import ExportOptions
+from export.results import ExportReport
 
 INPUT_SHAPE = (1, 8, 8)
 MEAN, STD = (0.5,), (0.5,)
@@ -91,3 +100,35 @@ def train(model: nn.Module, digits: dict[str, np.ndarray], epochs: int = 8) -> n
             nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
             optimiser.step()
     return model.eval()
+
+
+@pytest.fixture(scope="module")
+def digits() -> dict[str, np.ndarray]:
+    """The digits splits, made once per test module."""
+    return digits_splits()
+
+
+@pytest.fixture(scope="module")
+def trained(digits: dict[str, np.ndarray]) -> nn.Module:
+    """The reference network trained on the digits, once per test module."""
+    return train(reference_network(), digits)
+
+
+def export_trained(
+    model: nn.Module, digits: dict[str, np.ndarray], out: Path, formats: str
+) -> ExportReport:
+    """Export ``model`` to ``formats`` as a run's member is exported: calibrated on training
+    images, scored on the test split, with the class names, normalisation and source."""
+    return export_all(
+        model,
+        INPUT_SHAPE,
+        out,
+        formats,
+        calibration=digits["x_train"][:300],
+        evaluation=(digits["x_test"], digits["y_test"]),
+        class_names=CLASS_NAMES,
+        mean=MEAN,
+        std=STD,
+        source=SOURCE,
+        options=ExportOptions(threads=1),
+    )

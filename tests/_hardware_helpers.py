@@ -1,7 +1,11 @@
-"""Small real models for the hardware tests, built without torch (onnx.helper + OpenVINO)."""
+"""Small real models for the hardware tests, built without torch (onnx.helper + OpenVINO), and
+the torch-free runner started on a simulated small machine where some packages are missing."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +96,53 @@ def _save(graph: onnx.GraphProto, path: Path) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Run as ``python -c``: importing any top-level module named in argv[1] (comma-separated) fails,
+# torch must then be unimportable (so argv[1] must name it), and ``python -m hardware ARGS``
+# runs; any blocked module still loaded at the end is printed as "leaked: [...]" on stderr.
+_BOOTSTRAP = textwrap.dedent(
+    """
+    import runpy, sys
+
+    BLOCKED = set(sys.argv[1].split(","))
+
+    class Blocker:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ModuleNotFoundError(f"No module named {name!r} (blocked: small machine)")
+            return None
+
+    sys.meta_path.insert(0, Blocker())
+    for name in list(sys.modules):
+        if name.split(".")[0] in BLOCKED:
+            del sys.modules[name]
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("torch could still be imported")
+    sys.argv = ["hardware", *sys.argv[2:]]
+    try:
+        runpy.run_module("hardware", run_name="__main__", alter_sys=True)
+    finally:
+        leaked = sorted(n for n in sys.modules if n.split(".")[0] in BLOCKED)
+        if leaked:
+            print("leaked:", leaked, file=sys.stderr)
+    """
+)
+
+
+def hardware_without(*args: str, blocked: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m hardware ARGS`` where importing any ``blocked`` top-level module fails:
+    the machine the runner is shipped to has only its runtimes (``blocked`` names torch)."""
+    return subprocess.run(
+        [sys.executable, "-c", _BOOTSTRAP, ",".join(blocked), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )

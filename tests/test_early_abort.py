@@ -9,11 +9,11 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evo.arch import parse_arch, resolve
-from evo.data.dataset import Dataset, load_dataset
+from evo.data.dataset import Dataset
 from evo.errors import EvoError
 from evo.net.budget import chance_threshold
-from evo.net.train import EvalResult, TrainBudget, train_candidate
+from tests import _train_helpers
+from tests._train_helpers import train_on
 
 # Adam at lr=1 through two convolutions: the ReLUs die in the first epoch and the network
 # answers one class whatever it sees (loss stays finite, so it is not a NaN failure).
@@ -21,24 +21,13 @@ DIVERGES = "conv(8) relu conv(8) relu gap dense(10) | optimizer=adam lr=1 schedu
 LEARNS = "conv(8) relu gap dense(10) | optimizer=adam lr=0.05 batch_size=64"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return load_dataset("digits")
-
-
-def _train(text: str, data: Dataset, **kwargs) -> EvalResult:
-    resolved = resolve(parse_arch(text), data.input_shape, data.num_classes)
-    return train_candidate(resolved, data, TrainBudget(epochs=3), device="cpu", seed=0, **kwargs)
+one_torch_thread = _train_helpers.one_torch_thread
+digits = _train_helpers.digits
 
 
 def test_a_diverging_network_is_stopped_after_one_epoch_with_the_reason(digits: Dataset) -> None:
     threshold = chance_threshold(digits.val.y, digits.num_classes)
-    out = _train(DIVERGES, digits, abort_below=threshold)
+    out = train_on(DIVERGES, digits, abort_below=threshold)
     assert out.status == "stopped" and not out.ok
     assert out.reason.startswith("no better than chance: 10.")
     assert "% validation accuracy after epoch 1 (chance 10.0 %, margin 5.5 points over 269 " \
@@ -53,28 +42,28 @@ def test_a_diverging_network_is_stopped_after_one_epoch_with_the_reason(digits: 
 
 
 def test_without_abort_the_same_network_trains_to_the_end(digits: Dataset) -> None:
-    out = _train(DIVERGES, digits)
+    out = train_on(DIVERGES, digits)
     assert out.status == "ok" and out.metrics["epochs_run"] == 3
 
 
 def test_the_check_leaves_a_learning_network_bit_identical(digits: Dataset) -> None:
     threshold = chance_threshold(digits.val.y, digits.num_classes)
-    judged = _train(LEARNS, digits, abort_below=threshold)
-    plain = _train(LEARNS, digits)
+    judged = train_on(LEARNS, digits, abort_below=threshold)
+    plain = train_on(LEARNS, digits)
     assert judged.ok and judged.metrics["val_accuracy"] == plain.metrics["val_accuracy"]
     assert all(torch.equal(judged.state_dict[k], plain.state_dict[k]) for k in plain.state_dict)
 
 
 def test_only_a_fresh_training_is_judged(digits: Dataset) -> None:
     """A resumed segment is past its first epoch: even an impossible bar stops nothing."""
-    first = _train(DIVERGES, digits, stop_after=1)
+    first = train_on(DIVERGES, digits, stop_after=1)
     assert first.ok and first.state is not None
-    resumed = _train(DIVERGES, digits, resume=first.state, abort_below=0.99)
+    resumed = train_on(DIVERGES, digits, resume=first.state, abort_below=0.99)
     assert resumed.ok and resumed.metrics["epochs_run"] == 3
 
 
 def test_a_bar_of_one_or_more_judges_nothing(digits: Dataset) -> None:
-    out = _train(DIVERGES, digits, stop_after=1, abort_below=1.0)
+    out = train_on(DIVERGES, digits, stop_after=1, abort_below=1.0)
     assert out.ok
 
 

@@ -33,6 +33,7 @@ from export.manifest import read_manifest, verify_files
 from export.onnx import strip_debug_metadata, torch_to_onnx
 from export.request import DEFAULT_TOLERANCES, ExportOptions, Tolerance
 from export.results import BYTES_PER_MB, PRECISION_COLUMN, TABLE_COLUMNS, precision_text
+from tests import _export_helpers
 from tests._export_helpers import (
     CLASS_NAMES,
     INPUT_SHAPE,
@@ -40,41 +41,21 @@ from tests._export_helpers import (
     PIXEL_SCALE,
     SOURCE,
     STD,
-    digits_splits,
+    export_trained,
     reference_network,
     se_network,
-    train,
 )
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def digits() -> dict[str, np.ndarray]:
-    return digits_splits()
-
-
-@pytest.fixture(scope="module")
-def trained(digits: dict[str, np.ndarray]) -> nn.Module:
-    return train(reference_network(), digits)
+digits = _export_helpers.digits
+trained = _export_helpers.trained
 
 
 @pytest.fixture(scope="module")
 def report(trained: nn.Module, digits: dict[str, np.ndarray], tmp_path_factory):
-    out = tmp_path_factory.mktemp("export-all")
-    return export_all(
-        trained,
-        INPUT_SHAPE,
-        out,
-        "all",
-        calibration=digits["x_train"][:300],
-        evaluation=(digits["x_test"], digits["y_test"]),
-        class_names=CLASS_NAMES,
-        mean=MEAN,
-        std=STD,
-        source=SOURCE,
-        options=ExportOptions(threads=1),
-    )
+    return export_trained(trained, digits, tmp_path_factory.mktemp("export-all"), "all")
 
 
 def options(**changes) -> ExportOptions:

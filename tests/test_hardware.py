@@ -6,10 +6,8 @@ the quick protocol keeps every measurement well under a second.
 
 from __future__ import annotations
 
+import functools
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +37,7 @@ from hardware.targets import (
     parse_targets,
     resolve_target,
 )
-from tests._hardware_helpers import conv_net_onnx, qdq_conv_onnx, to_ir
-
-REPO = Path(__file__).resolve().parents[1]
+from tests._hardware_helpers import conv_net_onnx, hardware_without, qdq_conv_onnx, to_ir
 
 
 @pytest.fixture(scope="module")
@@ -412,48 +408,7 @@ def test_results_file_errors_are_one_line(tmp_path: Path) -> None:
 
 _BLOCKED = ("torch", "evo", "export", "onnx", "typer", "rich", "psutil")
 
-_BOOTSTRAP = textwrap.dedent(
-    """
-    import runpy, sys
-
-    BLOCKED = set(sys.argv[1].split(","))
-
-    class Blocker:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ModuleNotFoundError(f"No module named {name!r} (blocked: edge box)")
-            return None
-
-    sys.meta_path.insert(0, Blocker())
-    for name in list(sys.modules):
-        if name.split(".")[0] in BLOCKED:
-            del sys.modules[name]
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        raise SystemExit("torch could still be imported")
-    sys.argv = ["hardware", *sys.argv[2:]]
-    try:
-        runpy.run_module("hardware", run_name="__main__", alter_sys=True)
-    finally:
-        leaked = sorted(n for n in sys.modules if n.split(".")[0] in BLOCKED)
-        if leaked:
-            print("leaked:", leaked, file=sys.stderr)
-    """
-)
-
-
-def _edge_box(*args: str, blocked: tuple[str, ...] = _BLOCKED) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m hardware ARGS`` where importing any ``blocked`` top-level module fails."""
-    return subprocess.run(
-        [sys.executable, "-c", _BOOTSTRAP, ",".join(blocked), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-    )
+_edge_box = functools.partial(hardware_without, blocked=_BLOCKED)
 
 
 def test_torch_free_runner_writes_a_results_file(tmp_path: Path, models: dict[str, Path]) -> None:

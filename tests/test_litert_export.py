@@ -38,40 +38,21 @@ from export.litert import (
     tensor_specs,
 )
 from export.request import DEFAULT_TOLERANCES, ExportOptions, Tolerance
-from tests._export_helpers import (
-    CLASS_NAMES,
-    INPUT_SHAPE,
-    MEAN,
-    SOURCE,
-    STD,
-    digits_splits,
-    reference_network,
-    train,
-)
+from tests import _export_helpers
+from tests._export_helpers import INPUT_SHAPE, MEAN, STD, export_trained
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 FORMATS = "litert,litert-int8"
 
 
-@pytest.fixture(scope="module")
-def digits() -> dict[str, np.ndarray]:
-    return digits_splits()
-
-
-@pytest.fixture(scope="module")
-def trained(digits: dict[str, np.ndarray]) -> nn.Module:
-    return train(reference_network(), digits)
+digits = _export_helpers.digits
+trained = _export_helpers.trained
 
 
 @pytest.fixture(scope="module")
 def report(trained: nn.Module, digits: dict[str, np.ndarray], tmp_path_factory):
-    return export_all(
-        trained, INPUT_SHAPE, tmp_path_factory.mktemp("litert"), FORMATS,
-        calibration=digits["x_train"][:300], evaluation=(digits["x_test"], digits["y_test"]),
-        class_names=CLASS_NAMES, mean=MEAN, std=STD, source=SOURCE,
-        options=ExportOptions(threads=1),
-    )  # fmt: skip
+    return export_trained(trained, digits, tmp_path_factory.mktemp("litert"), FORMATS)
 
 
 def _manifest(row) -> dict:

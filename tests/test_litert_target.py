@@ -8,9 +8,6 @@ numpy (torch, evo, export, onnxruntime and OpenVINO all fail to import there).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +23,9 @@ from hardware.latency import measure
 from hardware.models import inspect_model
 from hardware.runner import BenchResults, run_bench
 from hardware.targets import Target, detect_targets, parse_target, resolve_target
+from tests._hardware_helpers import hardware_without
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
 SHAPE = (3, 16, 16)
 
 
@@ -134,40 +131,11 @@ _BLOCKED = (
     "torch", "evo", "export", "onnx", "onnxruntime", "openvino", "typer", "rich", "psutil",
     "litert_torch", "ai_edge_quantizer", "tflite_micro", "jax",
 )  # fmt: skip
-_BOOTSTRAP = textwrap.dedent(
-    """
-    import runpy, sys
-
-    BLOCKED = set(sys.argv[1].split(","))
-
-    class Blocker:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ModuleNotFoundError(f"No module named {name!r} (blocked: Arm board)")
-            return None
-
-    sys.meta_path.insert(0, Blocker())
-    for name in list(sys.modules):
-        if name.split(".")[0] in BLOCKED:
-            del sys.modules[name]
-    sys.argv = ["hardware", *sys.argv[2:]]
-    try:
-        runpy.run_module("hardware", run_name="__main__", alter_sys=True)
-    finally:
-        leaked = sorted(n for n in sys.modules if n.split(".")[0] in BLOCKED)
-        if leaked:
-            print("leaked:", leaked, file=sys.stderr)
-    """
-)
-
-
 def test_torch_free_runner_measures_tflite_with_only_litert_installed(models, tmp_path) -> None:
     out = tmp_path / "results.json"
-    done = subprocess.run(
-        [sys.executable, "-c", _BOOTSTRAP, ",".join(_BLOCKED), "bench", str(models["int8"]),
-         str(models["fp32"]), "--protocol", "quick", "--threads", "1", "--json", "--out",
-         str(out)],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+    done = hardware_without(
+        "bench", str(models["int8"]), str(models["fp32"]), "--protocol", "quick", "--threads",
+        "1", "--json", "--out", str(out), blocked=_BLOCKED,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "leaked" not in done.stderr
@@ -178,10 +146,7 @@ def test_torch_free_runner_measures_tflite_with_only_litert_installed(models, tm
         ("litert:cpu", "INT8"), ("litert:cpu", "FP32"),
     ]  # fmt: skip
     assert [t.name for t in loaded.targets] == ["litert:cpu"]
-    listed = subprocess.run(
-        [sys.executable, "-c", _BOOTSTRAP, ",".join(_BLOCKED), "targets", "--json"],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
-    )  # fmt: skip
+    listed = hardware_without("targets", "--json", blocked=_BLOCKED)
     assert listed.returncode == 0, listed.stderr
     status = {entry["target"]: entry for entry in json.loads(listed.stdout)}
     assert status["litert:cpu"]["available"]

@@ -25,27 +25,19 @@ from evo.net.train import (
     train_candidate,
     train_final,
 )
+from tests import _train_helpers
+from tests._train_helpers import resolved_on
 
 SMALL = "conv(8) bn relu conv(16, s=2) bn relu gap dense(10) | optimizer=adam batch_size=32"
 EXPLODES = "conv(16) conv(16) conv(16) flatten dense(10) | optimizer=sgd lr=1 schedule=constant"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return load_dataset("digits")
-
-
-def _resolved(text: str, data: Dataset):
-    return resolve(parse_arch(text), data.input_shape, data.num_classes)
+one_torch_thread = _train_helpers.one_torch_thread
+digits = _train_helpers.digits
 
 
 def test_trains_and_reports(digits: Dataset) -> None:
-    resolved = _resolved(SMALL + " augment=on", digits)
+    resolved = resolved_on(SMALL + " augment=on", digits)
     seen: list[dict] = []
     result = train_candidate(resolved, digits, TrainBudget(epochs=3), device="cpu", seed=3,
                              progress=seen.append)
@@ -67,7 +59,7 @@ def test_trains_and_reports(digits: Dataset) -> None:
 
 
 def test_same_key_and_seed_give_bit_identical_weights(digits: Dataset) -> None:
-    resolved = _resolved(SMALL + " augment=on weight_decay=0.001 label_smoothing=0.1", digits)
+    resolved = resolved_on(SMALL + " augment=on weight_decay=0.001 label_smoothing=0.1", digits)
     budget = TrainBudget(epochs=2)
     # progress on one run only: scoring between epochs must not disturb the weights
     first = train_candidate(resolved, digits, budget, device="cpu", seed=11,
@@ -83,7 +75,7 @@ def test_same_key_and_seed_give_bit_identical_weights(digits: Dataset) -> None:
 
 
 def test_nan_loss_is_a_failed_result(digits: Dataset) -> None:
-    result = train_candidate(_resolved(EXPLODES, digits), digits, TrainBudget(epochs=2),
+    result = train_candidate(resolved_on(EXPLODES, digits), digits, TrainBudget(epochs=2),
                              device="cpu", seed=0)
     assert result.status == "failed" and not result.ok
     assert result.reason.startswith("training loss became nan in epoch 1")
@@ -92,7 +84,7 @@ def test_nan_loss_is_a_failed_result(digits: Dataset) -> None:
 
 
 def test_timeout_is_a_failed_result(digits: Dataset) -> None:
-    result = train_candidate(_resolved(SMALL, digits), digits,
+    result = train_candidate(resolved_on(SMALL, digits), digits,
                              TrainBudget(epochs=50, max_seconds=0.05), device="cpu", seed=0)
     assert result.status == "failed"
     assert result.reason.startswith("timeout:") and "0.05 s limit" in result.reason
@@ -101,7 +93,7 @@ def test_timeout_is_a_failed_result(digits: Dataset) -> None:
 
 
 def test_size_and_memory_budgets_reject_before_training(digits: Dataset) -> None:
-    resolved = _resolved(SMALL, digits)
+    resolved = resolved_on(SMALL, digits)
     too_many = train_candidate(resolved, digits, TrainBudget(epochs=1, max_params=100),
                                device="cpu", seed=0)
     assert too_many.status == "failed" and too_many.reason.startswith("too large:")
@@ -112,15 +104,15 @@ def test_size_and_memory_budgets_reject_before_training(digits: Dataset) -> None
 
 
 def test_memory_estimate_grows_with_batch_and_optimizer(digits: Dataset) -> None:
-    sgd = _resolved(SMALL.replace("optimizer=adam", "optimizer=sgd"), digits)
+    sgd = resolved_on(SMALL.replace("optimizer=adam", "optimizer=sgd"), digits)
     small = estimate_training(sgd, 16, scoring_batch=1).total
     assert estimate_training(sgd, 64, scoring_batch=1).total > small
-    assert estimate_training(_resolved(SMALL, digits), 16, scoring_batch=1).total > small
+    assert estimate_training(resolved_on(SMALL, digits), 16, scoring_batch=1).total > small
 
 
 def test_train_final_scores_on_test(digits: Dataset) -> None:
     seen: list[dict] = []
-    result = train_final(_resolved(SMALL, digits), digits, TrainBudget(epochs=1), device="cpu",
+    result = train_final(resolved_on(SMALL, digits), digits, TrainBudget(epochs=1), device="cpu",
                          seed=0, progress=seen.append)
     assert result.ok and result.metrics["scored_on"] == "test"
     assert result.metrics["test_total"] == len(digits.test)
@@ -128,22 +120,22 @@ def test_train_final_scores_on_test(digits: Dataset) -> None:
 
 
 def test_epochs_follow_the_recipe_multiplier(digits: Dataset) -> None:
-    resolved = _resolved(SMALL + " epochs_mult=0.5", digits)
+    resolved = resolved_on(SMALL + " epochs_mult=0.5", digits)
     result = train_candidate(resolved, digits, TrainBudget(epochs=4), device="cpu", seed=0)
     assert result.metrics["epochs_run"] == 2
     assert TrainBudget(epochs=1).epochs_for(0.1) == 1
 
 
 def test_evaluation_key_names_everything_that_changes_weights(digits: Dataset) -> None:
-    resolved = _resolved(SMALL, digits)
+    resolved = resolved_on(SMALL, digits)
     base = dict(resolved=resolved, dataset_fingerprint=digits.fingerprint,
                 budget=TrainBudget(epochs=5), device_type="cpu", threads=1,
                 memory_format="channels_last")
     key = evaluation_key(**base)
     assert key == evaluation_key(**base) and len(key) == 64
     variants = [
-        {"resolved": _resolved(SMALL.replace("conv(8)", "conv(9)"), digits)},
-        {"resolved": _resolved(SMALL + " lr=0.02", digits)},
+        {"resolved": resolved_on(SMALL.replace("conv(8)", "conv(9)"), digits)},
+        {"resolved": resolved_on(SMALL + " lr=0.02", digits)},
         {"dataset_fingerprint": load_dataset("digits", seed=1).fingerprint},
         {"budget": TrainBudget(epochs=6)},
         {"budget": TrainBudget(epochs=5, max_seconds=60)},
@@ -208,14 +200,14 @@ def test_cnn_full_reference_reaches_95_percent_on_digits(digits: Dataset) -> Non
     derived = map_genome(load_grammar("cnn_full"), REFERENCE_GENOME)
     assert derived.valid
     assert "".join(derived.phenotype.split()) == "".join(REFERENCE.split())
-    result = train_candidate(_resolved(derived.phenotype, digits), digits, TrainBudget(epochs=5),
+    result = train_candidate(resolved_on(derived.phenotype, digits), digits, TrainBudget(epochs=5),
                              device="cpu", threads=1, seed=0)
     assert result.ok and result.metrics["val_accuracy"] >= 0.95
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_training(digits: Dataset) -> None:
-    result = train_candidate(_resolved(SMALL + " augment=on", digits), digits,
+    result = train_candidate(resolved_on(SMALL + " augment=on", digits), digits,
                              TrainBudget(epochs=3), device="cuda", seed=0)
     assert result.ok and result.metrics["device"] == "cuda:0"
     assert result.metrics["val_accuracy"] > 0.3
@@ -225,7 +217,7 @@ def test_cuda_training(digits: Dataset) -> None:
 
 
 def test_checkpoint_round_trip(digits: Dataset, tmp_path: Path) -> None:
-    resolved = _resolved(SMALL, digits)
+    resolved = resolved_on(SMALL, digits)
     result = train_candidate(resolved, digits, TrainBudget(epochs=1), device="cpu", seed=0)
     path = save_checkpoint(tmp_path / "models" / "a.pt", resolved.canonical_text(),
                            digits.input_shape, digits.num_classes, digits.mean, digits.std,
@@ -264,7 +256,7 @@ def test_checkpoint_failures(digits: Dataset, tmp_path: Path) -> None:
     torch.save({"weights": torch.zeros(2)}, other)
     with pytest.raises(EvoError, match="not an evo checkpoint"):
         load_checkpoint(other)
-    resolved = _resolved(SMALL, digits)
+    resolved = resolved_on(SMALL, digits)
     wrong = tmp_path / "wrong.pt"
     save_checkpoint(wrong, resolved.canonical_text(), digits.input_shape, digits.num_classes,
                     digits.mean, digits.std, digits.class_names, {"0.weight": torch.zeros(1)})

@@ -3,16 +3,18 @@ equals, bit for bit, one trained straight to 5; the saved state is safe to load 
 
 from __future__ import annotations
 
+import functools
 import io
 
 import pytest
 import torch
 
-from evo.arch import parse_arch, resolve
-from evo.data.dataset import Dataset, load_dataset
+from evo.data.dataset import Dataset
 from evo.errors import EvoError
 from evo.net.resume import TrainingStateError
-from evo.net.train import EvalResult, TrainBudget, train_candidate
+from evo.net.train import EvalResult
+from tests import _train_helpers
+from tests._train_helpers import train_on
 
 # Dropout (global RNG), augmentation (the data-order generator), batch norm (buffers), Adam
 # (optimizer state) and a cosine schedule (step index): everything a segment must carry on.
@@ -23,20 +25,11 @@ MOMENTUM_STEP = ("conv(4) relu conv(8, s=2) relu gap dense(10) | optimizer=neste
                  "batch_size=128 schedule=step weight_decay=0.001")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+one_torch_thread = _train_helpers.one_torch_thread
+digits = _train_helpers.digits
 
 
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return load_dataset("digits")
-
-
-def _train(text: str, data: Dataset, epochs: int, **kwargs) -> EvalResult:
-    resolved = resolve(parse_arch(text), data.input_shape, data.num_classes)
-    return train_candidate(resolved, data, TrainBudget(epochs=epochs), device="cpu", seed=5,
-                           **kwargs)
+_train = functools.partial(train_on, seed=5)  # text, data, epochs, train_candidate's kwargs
 
 
 def _assert_same(a: EvalResult, b: EvalResult) -> None:

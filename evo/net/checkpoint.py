@@ -78,22 +78,12 @@ def checkpoint_bytes(
     return buffer.getvalue()
 
 
-def save_checkpoint(
-    path: Path,
-    resolved_text: str,
-    input_shape: Sequence[int],
-    num_classes: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-    class_names: Sequence[str],
-    state_dict: Mapping[str, torch.Tensor],
-    *,
-    metadata: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write a checkpoint atomically; ``metadata`` must be JSON-serialisable (run, metrics)."""
+def save_checkpoint(path: Path, *args: Any, **kwargs: Any) -> Path:
+    """Write a checkpoint atomically: ``path``, then exactly checkpoint_bytes's arguments (one
+    parameter list, so the file written and the bytes a worker sends cannot drift apart);
+    ``metadata`` must be JSON-serialisable (run, metrics)."""
     path = Path(path)
-    content = checkpoint_bytes(resolved_text, input_shape, num_classes, mean, std, class_names,
-                               state_dict, metadata=metadata)
+    content = checkpoint_bytes(*args, **kwargs)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
