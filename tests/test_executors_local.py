@@ -22,7 +22,9 @@ import pytest
 from evo.capacity import plan_executor, visible_gpus
 from evo.config import SearchConfig
 from evo.errors import EvoError
+from evo.nas.problem import TrainingProblem
 from evo.search.contract import Job, Result, Status
+from evo.search.evaluate import longest_first
 from evo.search.process_executor import ProcessExecutor
 from tests.test_worker_boot import _alive
 
@@ -115,6 +117,42 @@ def test_each_gpu_worker_has_its_gpu_set_before_it_imports_anything():
         results = sorted(pool.run(jobs), key=lambda r: r.individual_id)
     assert [r.metrics["env"] for r in results] == ["0", "1", "0", "1"]
     assert len({r.metrics["pid"] for r in results}) == 4
+
+
+@dataclass(frozen=True)
+class ReadsEnv:
+    """Reports the value of one environment variable in its worker."""
+
+    name: str
+
+    def __call__(self, job: Job) -> Result:
+        return Result(job.key, job.individual_id, Status.OK, None, {"error": 0.0},
+                      {"value": os.environ.get(self.name, "unset")})
+
+
+def test_forked_workers_see_the_drivers_environment_of_now(monkeypatch):
+    """The fork server keeps the environment it started with; its workers must not."""
+    job = Job(1, "k", "", 0)
+    with ProcessExecutor(ReadsEnv("EVO_TEST_MARK"), 1, start_method="forkserver") as pool:
+        assert [r.metrics["value"] for r in pool.run([job])] == ["unset"]
+    monkeypatch.setenv("EVO_TEST_MARK", "set later")
+    with ProcessExecutor(ReadsEnv("EVO_TEST_MARK"), 1, start_method="forkserver") as pool:
+        assert [r.metrics["value"] for r in pool.run([job])] == ["set later"]
+
+
+def test_a_batch_goes_out_longest_first_and_unchanged_when_a_cost_is_unknown(tmp_path):
+    problem = TrainingProblem(SearchConfig(grammar="cnn_topology", epochs=2), tmp_path)
+    jobs = []
+    for member, phenotype in enumerate(("conv(4, k=3) relu gap", "conv(64, k=5) relu gap",
+                                        "conv(16, k=3) relu gap"), start=1):
+        described = problem.candidate(phenotype)
+        assert not isinstance(described, str)
+        jobs.append(Job(member, described[0], described[1], 0))
+    evaluator = problem.evaluator()
+    assert [j.individual_id for j in longest_first(evaluator, jobs)] == [2, 3, 1]
+    unknown = [*jobs, Job(4, "k", "not an architecture", 0)]
+    assert longest_first(evaluator, unknown) == unknown  # the job itself reports the error
+    assert longest_first(EnvAtLoad(), jobs) == jobs  # an evaluator without estimates
 
 
 _ADOPTED: dict[str, Any] = {}  # in a worker: the data the driver shared with it

@@ -78,6 +78,7 @@ def _descendants(pid: int) -> set[int]:
 @pytest.fixture(scope="module")
 def cluster() -> Any:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RAY_AUTH_MODE"] = "token"  # Ray's default for a new cluster, whatever this shell says
     holder = subprocess.Popen([sys.executable, "-c", HEAD], cwd=ROOT, env=env, text=True,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert holder.stdout is not None and holder.stdin is not None
@@ -304,3 +305,19 @@ def test_an_unreachable_ray_address_is_one_line_within_seconds(tmp_path):
     assert "--ray-address 127.0.0.1:9: no Ray cluster answers" in out.stderr
     assert not (tmp_path / "r").exists()
     assert time.monotonic() - started < 30  # the CLI's own start-up included
+
+
+def test_a_cluster_that_wants_a_token_is_one_line_naming_it(tmp_path, cluster):
+    """Joining a cluster with token authentication needs RAY_AUTH_MODE=token; without it evo
+    says so, and leaves no run folder (the executor starts before the folder is made)."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    run_dir = tmp_path / "r"
+    out = subprocess.run([sys.executable, "-m", "evo", "search", *SMALL, "--executor", "ray",
+                          "--ray-address", cluster.address, "--run-dir", str(run_dir)],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
+    assert out.returncode == 2, out.stderr
+    # Ray's C++ client logs each retry of its connection on stderr too; evo's own is one line.
+    lines = [line for line in out.stderr.splitlines() if line.startswith("evo: ")]
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "could not join the Ray cluster" in lines[0] and "RAY_AUTH_MODE=token" in lines[0]
+    assert not run_dir.exists()

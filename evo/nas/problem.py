@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ from evo.config import SearchConfig
 from evo.data.dataset import Dataset
 from evo.errors import EvoError
 from evo.moo.objectives import Constraint
+from evo.nas.cost import training_cost
 from evo.nas.datasets import Subsets, adopt_dataset, dataset_for, dataset_of, subsets_of
 from evo.nas.datasets import run_dataset as run_dataset
 from evo.nas.mcu import estimate_stored, mcu_named, mcu_refusal, mcu_values, merged
@@ -118,26 +118,18 @@ class TrainingEvaluator:
         dataset_for(self.dataset, self.data_dir, self.split_seed, self.test_set, self.subsets)
 
     def preload(self) -> tuple[str, ...]:
-        """Modules a first job imports lazily, for a fork server to import once
-        (evo.search.process_executor.Preloads): counting MACs (FlopCounterMode) imports
-        torch._dynamo, seconds of work."""
+        """What a first job imports lazily (the MAC counter imports torch._dynamo: seconds),
+        for a fork server to import once (evo.search.evaluate.Preloads)."""
         return ("torch._dynamo", "evo.net.model", "evo.net.checkpoint")
 
     def cost(self, job: Job) -> float:
-        """How long the job trains, relatively, for executors to hand out a batch's longest
-        jobs first (evo.search.evaluate.longest_first): multiply-accumulates and elementwise
-        work of one image, from the resolved shapes (no torch), times the candidate's epochs."""
+        """The job's relative training time (evo.nas.cost), to hand out the longest first."""
         data = self.shared_data()
         resolved = resolve(parse_arch(job.text), data.input_shape, data.num_classes)
-        per_image = sum(
-            layer.params * (math.prod(layer.out_shape[1:]) if len(layer.out_shape) == 3 else 1)
-            + math.prod(layer.out_shape) for layer in resolved.layers)
-        return float(per_image * self.budget.epochs_for(resolved.recipe.epochs_mult))
+        return training_cost(resolved, self.budget.epochs_for(resolved.recipe.epochs_mult))
 
     def shared_data(self) -> Dataset:
-        """The dataset as this process loaded it: executors hand it to their workers (shared
-        memory, Ray's object store) instead of each loading it again
-        (evo.search.shared_data.SharesData)."""
+        """This process's dataset, which executors hand to workers (evo.search.shared_data)."""
         return dataset_for(self.dataset, self.data_dir, self.split_seed, self.test_set,
                            self.subsets)
 

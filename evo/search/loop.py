@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,9 @@ from typing import Any
 from evo.config import SearchConfig
 from evo.errors import EvoError
 from evo.run import layout
-from evo.search.contract import Listener, ProblemFactory, SearchDone
+from evo.search.contract import Event, Listener, ProblemFactory, SearchDone
 from evo.search.engine import Search
-from evo.search.executors import make_executor
+from evo.search.executors import Executor, make_executor
 from evo.search.start import check_config
 
 
@@ -35,29 +36,43 @@ def run_search(config: SearchConfig | None, *, problem_factory: ProblemFactory,
     A new run's folder is ``config.run_dir``, else :func:`evo.run.layout.default_run_dir`. On
     ``resume``, ``changes`` are the options to change (only resume-safe ones may), or ``config``
     is a whole configuration that may differ from the stored one only in those."""
-    if resume is not None:
-        if changes is None and config is not None:
-            changes = config.to_dict()
-        search = Search.open(resume, changes, problem_factory)
-    else:
-        assert config is not None
-        run_dir = Path(config.run_dir) if config.run_dir else \
-            layout.default_run_dir(config.grammar, config.dataset, config.seed)
-        if layout.holds_run(run_dir):
-            raise EvoError(f"{run_dir}: already holds a run",
-                           f"continue it with --resume {run_dir}, or choose another --run-dir")
-        config = config.replace(run_dir=str(run_dir))
-        check_config(config)
-        _check_writable(run_dir)
-        problem = problem_factory(config, run_dir)
-        search = Search.create(run_dir, config, problem)
-    search.listeners.extend(listeners)
     # Progress from inside evaluations (epochs, batches), from workers too, goes to the same
     # listeners as the search's own events; nothing is reported when nobody listens.
-    progress = search.emit if search.listeners else None
+    relay = _Relay() if listeners else None
+    executor: Executor | None = None
+    try:
+        if resume is not None:
+            if changes is None and config is not None:
+                changes = config.to_dict()
+            search = Search.open(resume, changes, problem_factory)
+        else:
+            assert config is not None
+            run_dir = Path(config.run_dir) if config.run_dir else \
+                layout.default_run_dir(config.grammar, config.dataset, config.seed)
+            if layout.holds_run(run_dir):
+                raise EvoError(f"{run_dir}: already holds a run",
+                               f"continue it with --resume {run_dir}, or choose another "
+                               "--run-dir")
+            config = config.replace(run_dir=str(run_dir))
+            check_config(config)
+            _check_writable(run_dir)
+            problem = problem_factory(config, run_dir)
+            # Before the run folder exists: workers start while the search is set up, and a
+            # cluster that refuses evo leaves nothing behind.
+            executor = make_executor(problem.evaluator(), config, relay)
+            search = Search.create(run_dir, config, problem)
+    except BaseException:
+        if executor is not None:
+            executor.__exit__(*sys.exc_info())
+        raise
+    search.listeners.extend(listeners)
+    if relay is not None:
+        relay.target = search.emit
     status = "interrupted"
     try:
-        with make_executor(search.problem.evaluator(), search.config, progress) as executor:
+        if executor is None:
+            executor = make_executor(search.problem.evaluator(), search.config, relay)
+        with executor:
             # The evaluations in flight: --workers, or GPUs x --jobs-per-gpu.
             search.emit(dataclasses.replace(search.started_event(), workers=executor.workers))
             while not search.done:
@@ -70,6 +85,18 @@ def run_search(config: SearchConfig | None, *, problem_factory: ProblemFactory,
     finally:
         search.close(status)
     return search.store.run_dir
+
+
+class _Relay:
+    """Passes progress events on to the search's listeners once the search exists (a new
+    run's executor starts before it)."""
+
+    def __init__(self) -> None:
+        self.target: Listener | None = None
+
+    def __call__(self, event: Event) -> None:
+        if self.target is not None:
+            self.target(event)
 
 
 def _refuse_a_hopeless_start(search: Search) -> None:

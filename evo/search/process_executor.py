@@ -127,9 +127,11 @@ class ProcessExecutor:
         # boot() arms die-with-parent and sets the environment before unpickling the
         # evaluator (the heavy imports).
         handle = self.shared.handle if self.shared is not None else None
+        forked = self.ctx.get_start_method() == "forkserver"
+        env = {**os.environ, **self.worker_env(index)} if forked else self.worker_env(index)
         proc = self.ctx.Process(target=boot, name=f"evo-worker-{index}",
-                                args=(os.getpid(), self._lifeline_read, self.worker_env(index),
-                                      self._blob, handle, child, os.getpid(), index,
+                                args=(os.getpid(), self._lifeline_read, env, forked, self._blob,
+                                      handle, child, os.getpid(), index,
                                       self.progress is not None),
                                 daemon=True)
         proc.start()

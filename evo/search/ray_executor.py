@@ -170,9 +170,13 @@ class RayExecutor:
                                     None if config.ray_gpus > 0 else 0)
         except Exception as exc:
             first = _first_line(exc)
+            chain, seen = [], exc  # Ray raises ConnectionError from the real reason
+            while seen is not None and len(chain) < 5:
+                chain.append(str(seen).lower())
+                seen = seen.__cause__ or seen.__context__
             hint = ("the cluster uses token authentication: export RAY_AUTH_MODE=token and its "
                     "token (RAY_AUTH_TOKEN, or ~/.ray/auth_token) before evo search"
-                    if "auth" in str(exc).lower() else
+                    if any("auth" in text for text in chain) else
                     "check the cluster (ray status on the head node) or drop --ray-address "
                     "for a local cluster")
             raise EvoError(f"could not {where}: {first}", hint) from None

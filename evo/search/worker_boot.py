@@ -72,13 +72,16 @@ def die_with_parent(driver_pid: int, lifeline: Connection | None = None) -> None
     threading.Thread(target=watchdog, daemon=True).start()
 
 
-def boot(parent_pid: int, lifeline: Connection | None, env: dict[str, str], evaluator: bytes,
-         *args: Any) -> None:
+def boot(parent_pid: int, lifeline: Connection | None, env: dict[str, str], complete: bool,
+         evaluator: bytes, *args: Any) -> None:
     """Process target: arm die-with-parent, ignore Ctrl-C (the driver stops its workers), set
-    ``env``, then load the evaluator and run
-    ``evo.search.process_executor.worker_main(evaluator, *args)``."""
+    ``env`` (``complete``: the driver's whole environment, which a worker forked from a fork
+    server would otherwise see as it was when the server started), then load the evaluator and
+    run ``evo.search.process_executor.worker_main(evaluator, *args)``."""
     die_with_parent(parent_pid, lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if complete:
+        os.environ.clear()
     os.environ.update(env)
     loaded = pickle.loads(evaluator)
     from evo.search.process_executor import worker_main
