@@ -12,6 +12,8 @@ import pytest
 
 from evo.config import SearchConfig
 from evo.nas.problem import problem_factory
+from evo.run.front import front_of
+from evo.run.store import Evaluation, RunStore
 from evo.search.loop import run_search
 
 TINY = dict(grammar="cnn_topology", dataset="digits", population=4, generations=1, epochs=1,
@@ -57,3 +59,21 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def front_objectives(run_dir: Path) -> list[tuple[str, dict[str, float]]]:
+    """The stored front of a run as (evaluation key, objectives), read-only."""
+    store = RunStore.open(run_dir, write=False)
+    try:
+        return [(ev.key, ev.objectives) for _ind, ev in front_of(store)]
+    finally:
+        store.close(checkpoint=False)
+
+
+def stored_evaluations(run_dir: Path) -> dict[str, Evaluation]:
+    """Every evaluation a run stored, by key, read-only."""
+    store = RunStore.open(run_dir, write=False)
+    try:
+        return store.evaluations()
+    finally:
+        store.close(checkpoint=False)

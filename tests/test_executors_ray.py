@@ -26,12 +26,11 @@ import pytest
 
 from evo.config import SearchConfig
 from evo.nas.problem import TrainingProblem, problem_factory
-from evo.run.front import front_of
 from evo.run.store import RunStore
 from evo.search.contract import Job, Result
 from evo.search.loop import run_search
 from evo.search.synthetic import SyntheticEvaluator, SyntheticProblem
-from tests._runs_helpers import TINY, tiny_digits_run
+from tests._runs_helpers import TINY, front_objectives, stored_evaluations, tiny_digits_run
 from tests._search_helpers import blocks_file, snapshot
 from tests.test_transient_failures import DiesOnMemberOneProblem
 
@@ -166,22 +165,6 @@ def _kill_when_written(marker: Path, killed: list[int]) -> None:
         time.sleep(0.05)
 
 
-def _front(run_dir: Path) -> list[tuple[str, dict[str, float]]]:
-    store = RunStore.open(run_dir, write=False)
-    try:
-        return [(ev.key, ev.objectives) for _ind, ev in front_of(store)]
-    finally:
-        store.close(checkpoint=False)
-
-
-def _evaluations(run_dir: Path) -> dict[str, Any]:
-    store = RunStore.open(run_dir, write=False)
-    try:
-        return store.evaluations()
-    finally:
-        store.close(checkpoint=False)
-
-
 def test_a_ray_worker_killed_mid_training_loses_only_that_evaluation(
         tmp_path, tmp_path_factory, cluster):
     marker = tmp_path / "pid"
@@ -199,10 +182,10 @@ def test_a_ray_worker_killed_mid_training_loses_only_that_evaluation(
     run_dir = run_search(config, problem_factory=stalling)
     killer.join(timeout=5)
     assert killed, "no Ray worker was killed"
-    retried = [ev for ev in _evaluations(run_dir).values() if ev.metrics.get("retries")]
+    retried = [ev for ev in stored_evaluations(run_dir).values() if ev.metrics.get("retries")]
     assert len(retried) == 1 and retried[0].status == "ok"
     assert retried[0].metrics["retried_after"][0].startswith("Ray worker died")
-    assert _front(run_dir) == _front(tiny_digits_run(tmp_path_factory))
+    assert front_objectives(run_dir) == front_objectives(tiny_digits_run(tmp_path_factory))
 
 
 def test_a_ray_worker_that_dies_on_every_attempt_fails_that_evaluation_only(tmp_path, cluster):

@@ -21,13 +21,12 @@ import pytest
 from evo.config import SearchConfig
 from evo.errors import EvoError
 from evo.nas.problem import problem_factory
-from evo.run.front import front_of
 from evo.run.store import RunStore
 from evo.search.contract import CandidateStarted, Event, Job, Result
 from evo.search.failures import MAX_RETRIES, machine_failure
 from evo.search.loop import run_search
 from evo.search.synthetic import SyntheticEvaluator, SyntheticProblem
-from tests._runs_helpers import TINY, tiny_digits_run
+from tests._runs_helpers import TINY, front_objectives, stored_evaluations, tiny_digits_run
 from tests._search_helpers import blocks_file
 
 
@@ -40,22 +39,6 @@ def test_machine_failures_are_told_apart_from_the_candidates(tmp_path):
     assert "No space left on device" in machine_failure(full.value)
     assert machine_failure(RuntimeError("unexpected pos 704 vs 598")) is None
     assert machine_failure(ValueError("training loss became nan")) is None
-
-
-def _front(run_dir: Path) -> list[tuple[str, dict[str, float]]]:
-    store = RunStore.open(run_dir, write=False)
-    try:
-        return [(ev.key, ev.objectives) for _ind, ev in front_of(store)]
-    finally:
-        store.close(checkpoint=False)
-
-
-def _evaluations(run_dir: Path) -> dict[str, Any]:
-    store = RunStore.open(run_dir, write=False)
-    try:
-        return store.evaluations()
-    finally:
-        store.close(checkpoint=False)
 
 
 def test_a_worker_killed_mid_training_is_retried_and_the_front_is_unchanged(
@@ -74,13 +57,14 @@ def test_a_worker_killed_mid_training_is_retried_and_the_front_is_unchanged(
     run_dir = run_search(SearchConfig(**TINY, workers=2, run_dir=str(tmp_path / "killed")),
                          listeners=(kill_workers_once,), problem_factory=problem_factory())
     assert killed
-    retried = [ev for ev in _evaluations(run_dir).values() if ev.metrics.get("retries")]
+    retried = [ev for ev in stored_evaluations(run_dir).values() if ev.metrics.get("retries")]
     assert retried, "no evaluation was retried"
     for ev in retried:
         assert ev.status == "ok" and ev.metrics["retries"] == 1
         assert ev.metrics["retried_after"] == ["worker died (exit code -9)"]
-    assert not any("worker died" in (ev.reason or "") for ev in _evaluations(run_dir).values())
-    assert _front(run_dir) == _front(reference)
+    stored = stored_evaluations(run_dir).values()
+    assert not any("worker died" in (ev.reason or "") for ev in stored)
+    assert front_objectives(run_dir) == front_objectives(reference)
 
 
 @dataclass(frozen=True)
@@ -160,8 +144,8 @@ def test_a_write_error_leaves_candidates_unevaluated_and_resume_evaluates_them(t
     assert "could not be evaluated" in message and "File too large" in message
     assert "--resume" in message
     run_dir = Path(config.run_dir)
-    assert _evaluations(run_dir) == {}, "a machine failure was stored as a result"
+    assert stored_evaluations(run_dir) == {}, "a machine failure was stored as a result"
     run_search(None, resume=run_dir, problem_factory=problem_factory())
-    evaluations = _evaluations(run_dir)
+    evaluations = stored_evaluations(run_dir)
     assert evaluations and all(ev.status == "ok" for ev in evaluations.values())
     assert all((run_dir / ev.weights).is_file() for ev in evaluations.values())
