@@ -92,8 +92,9 @@ def _opcode(model: Any, schema: Any, builtin: int) -> int:
             return index
     entry = schema.OperatorCodeT()
     entry.builtinCode = builtin
-    placeholder = schema.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES
-    entry.deprecatedBuiltinCode = min(builtin, placeholder)
+    # The schema's old one-byte field holds codes up to 127; larger ones store 127 there.
+    last_one_byte_code = schema.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES
+    entry.deprecatedBuiltinCode = min(builtin, last_one_byte_code)
     entry.version = _OP_VERSION
     model.operatorCodes.append(entry)
     return len(model.operatorCodes) - 1

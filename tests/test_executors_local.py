@@ -26,7 +26,7 @@ from evo.nas.problem import TrainingProblem
 from evo.search.contract import Job, Result, Status
 from evo.search.evaluate import longest_first
 from evo.search.process_executor import ProcessExecutor
-from tests.test_worker_boot import _alive
+from tests.test_worker_boot import outlives_killed_driver
 
 ROOT = Path(__file__).resolve().parents[1]
 TWO_GPUS = ("0", "1")
@@ -206,22 +206,5 @@ time.sleep(60)
 def test_a_forked_worker_still_loading_dies_with_a_killed_driver(tmp_path):
     """A forked worker's parent is the fork server, which exits when the driver dies; the
     worker follows it at once, even while it is still loading its evaluator."""
-    marker = tmp_path / "loading"
-    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(marker)], cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert driver.stdout is not None
-        worker = int(driver.stdout.readline())
-        deadline = time.monotonic() + 60
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert marker.exists(), "the worker never started loading its evaluator"
-        driver.kill()
-        driver.wait()
-        killed = time.monotonic()
-        while _alive(worker) and time.monotonic() - killed < 4:
-            time.sleep(0.05)
-        assert not _alive(worker), "a forked worker outlived the killed driver"
-    finally:
-        driver.kill()
-        driver.wait()
+    assert not outlives_killed_driver(DRIVER, tmp_path / "loading", 4), \
+        "a forked worker outlived the killed driver"

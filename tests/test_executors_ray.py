@@ -65,12 +65,12 @@ def _descendants(pid: int) -> set[int]:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
+    found, unvisited = set(), [pid]
+    while unvisited:
+        for child in children.get(unvisited.pop(), []):
             if child not in found:
                 found.add(child)
-                todo.append(child)
+                unvisited.append(child)
     return found
 
 

@@ -52,9 +52,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_a_worker_still_loading_dies_with_a_killed_driver(tmp_path):
-    marker = tmp_path / "loading"
-    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(marker)], cwd=ROOT,
+def outlives_killed_driver(driver_script: str, marker: Path, grace: float) -> bool:
+    """Run ``driver_script`` (it prints its worker's pid, and the worker creates ``marker``
+    while it loads its evaluator), SIGKILL the driver then, and say whether the worker is
+    still alive ``grace`` seconds later."""
+    driver = subprocess.Popen([sys.executable, "-c", driver_script, str(marker)], cwd=ROOT,
                               stdout=subprocess.PIPE, text=True)
     try:
         assert driver.stdout is not None
@@ -66,9 +68,14 @@ def test_a_worker_still_loading_dies_with_a_killed_driver(tmp_path):
         driver.kill()
         driver.wait()
         killed = time.monotonic()
-        while _alive(worker) and time.monotonic() - killed < LOAD_SECONDS / 2:
+        while _alive(worker) and time.monotonic() - killed < grace:
             time.sleep(0.05)
-        assert not _alive(worker), "a worker still loading outlived the killed driver"
+        return _alive(worker)
     finally:
         driver.kill()
         driver.wait()
+
+
+def test_a_worker_still_loading_dies_with_a_killed_driver(tmp_path):
+    assert not outlives_killed_driver(DRIVER, tmp_path / "loading", LOAD_SECONDS / 2), \
+        "a worker still loading outlived the killed driver"
